@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+"""Create (and delete) the pipeline's AWS resources on a local emulator (moto).
+
+Names carry a uuid suffix so tests and demo runs never share state. By default the
+resources come from cloudformation/template.yaml through moto's CloudFormation with
+DeployFunction=false; moto drops the bucket notification there (see the field notes), so
+that part is always applied by API. With --api, or when the template is missing, everything
+is created by API calls. The result says which parts came from where.
+
+  scripts/local_stack.py setup [--visibility-timeout S] [--api] [--json FILE]
+  scripts/local_stack.py teardown --json FILE
+"""
+import argparse
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import boto3
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "cloudformation" / "template.yaml"
+
+
+def clients(endpoint=None):
+    endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")
+    kw = dict(
+        endpoint_url=endpoint,
+        region_name=os.environ.get("AWS_REGION", "us-east-1"),
+        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "test"),
+        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "test"),
+    )
+    return boto3.client("s3", **kw), boto3.client("sqs", **kw), boto3.client("cloudformation", **kw)
+
+
+def queue_arn(sqs, url):
+    return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+
+def _by_api(s3, sqs, suffix, visibility_timeout, max_receive):
+    res = {
+        "input_bucket": f"thumbs-in-{suffix}",
+        "output_bucket": f"thumbs-out-{suffix}",
+    }
+    for b in (res["input_bucket"], res["output_bucket"]):
+        s3.create_bucket(Bucket=b)
+    res["dlq_url"] = sqs.create_queue(
+        QueueName=f"thumbs-dlq-{suffix}", Attributes={"MessageRetentionPeriod": "1209600"}
+    )["QueueUrl"]
+    redrive = {"deadLetterTargetArn": queue_arn(sqs, res["dlq_url"]), "maxReceiveCount": str(max_receive)}
+    res["queue_url"] = sqs.create_queue(
+        QueueName=f"thumbs-queue-{suffix}",
+        Attributes={"VisibilityTimeout": str(visibility_timeout), "RedrivePolicy": json.dumps(redrive)},
+    )["QueueUrl"]
+    res["created_by"] = {"buckets": "api", "queues": "api", "notification": "api"}
+    return res
+
+
+def _template_params(cfn, params):
+    """Only pass parameters the template declares."""
+    declared = {p["ParameterKey"] for p in cfn.get_template_summary(TemplateBody=TEMPLATE.read_text())["Parameters"]}
+    return [{"ParameterKey": k, "ParameterValue": str(v)} for k, v in params.items() if k in declared]
+
+
+def _pick_output(outputs, *words):
+    """Find the stack output whose key contains all words (case-insensitive)."""
+    for key, value in outputs.items():
+        if all(w in key.lower() for w in words):
+            return value
+    raise KeyError(f"no stack output matching {words}: {sorted(outputs)}")
+
+
+def _by_template(s3, sqs, cfn, suffix, visibility_timeout, max_receive):
+    stack = f"thumbs-{suffix}"
+    cfn.create_stack(
+        StackName=stack,
+        TemplateBody=TEMPLATE.read_text(),
+        Parameters=_template_params(
+            cfn,
+            {
+                "DeployFunction": "false",
+                "InputBucketName": f"thumbs-in-{suffix}",
+                "OutputBucketName": f"thumbs-out-{suffix}",
+                "QueueVisibilityTimeout": visibility_timeout,
+                "VisibilityTimeout": visibility_timeout,
+                "MaxReceiveCount": max_receive,
+            },
+        ),
+        Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
+    )
+    cfn.get_waiter("stack_create_complete").wait(StackName=stack, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    outputs = {
+        o["OutputKey"]: o["OutputValue"] for o in cfn.describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])
+    }
+    res = {"stack": stack}
+    res["input_bucket"] = _pick_output(outputs, "input", "bucket")
+    res["output_bucket"] = _pick_output(outputs, "output", "bucket")
+    urls = {k: v for k, v in outputs.items() if v.startswith("http")}
+    res["dlq_url"] = next(v for k, v in urls.items() if "dead" in k.lower() or "dlq" in k.lower())
+    res["queue_url"] = next(v for v in urls.values() if v != res["dlq_url"])
+    # The template's values are for AWS (visibility timeout six times the function timeout);
+    # tests need their own, so set them explicitly and record that we did.
+    redrive = {"deadLetterTargetArn": queue_arn(sqs, res["dlq_url"]), "maxReceiveCount": str(max_receive)}
+    sqs.set_queue_attributes(
+        QueueUrl=res["queue_url"],
+        Attributes={"VisibilityTimeout": str(visibility_timeout), "RedrivePolicy": json.dumps(redrive)},
+    )
+    res["created_by"] = {
+        "buckets": "cloudformation",
+        "queues": "cloudformation (visibility timeout and redrive policy then set by API)",
+        "notification": "api (moto's CloudFormation drops NotificationConfiguration)",
+    }
+    return res
+
+
+def create(endpoint=None, visibility_timeout=30, max_receive=3, prefix="uploads/", use_template=True):
+    s3, sqs, cfn = clients(endpoint)
+    suffix = uuid.uuid4().hex[:12]
+    if use_template and TEMPLATE.exists():
+        res = _by_template(s3, sqs, cfn, suffix, visibility_timeout, max_receive)
+    else:
+        res = _by_api(s3, sqs, suffix, visibility_timeout, max_receive)
+    res["queue_arn"] = queue_arn(sqs, res["queue_url"])
+    s3.put_bucket_notification_configuration(
+        Bucket=res["input_bucket"],
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "QueueArn": res["queue_arn"],
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": prefix}]}},
+                }
+            ]
+        },
+    )
+    res.update(endpoint=s3.meta.endpoint_url, input_prefix=prefix)
+    return res
+
+
+def _empty_bucket(s3, bucket):
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        objs = [{"Key": o["Key"], "VersionId": o["VersionId"]} for o in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+        if objs:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": objs, "Quiet": True})
+
+
+def delete(res):
+    s3, sqs, cfn = clients(res.get("endpoint"))
+    for b in (res["input_bucket"], res["output_bucket"]):
+        try:
+            _empty_bucket(s3, b)
+        except s3.exceptions.NoSuchBucket:
+            pass
+    if "stack" in res:
+        cfn.delete_stack(StackName=res["stack"])
+    else:
+        for b in (res["input_bucket"], res["output_bucket"]):
+            try:
+                s3.delete_bucket(Bucket=b)
+            except s3.exceptions.NoSuchBucket:
+                pass
+        for q in (res["queue_url"], res["dlq_url"]):
+            try:
+                sqs.delete_queue(QueueUrl=q)
+            except sqs.exceptions.QueueDoesNotExist:
+                pass
+
+
+def env_lines(res):
+    return "\n".join(
+        [
+            f"export INPUT_BUCKET={res['input_bucket']}",
+            f"export OUTPUT_BUCKET={res['output_bucket']}",
+            f"export QUEUE_URL={res['queue_url']}",
+            f"export DLQ_URL={res['dlq_url']}",
+        ]
+    )
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("setup", help="create the resources and print their env (eval-able)")
+    s.add_argument("--endpoint")
+    s.add_argument("--visibility-timeout", type=int, default=30)
+    s.add_argument("--max-receive", type=int, default=3)
+    s.add_argument("--prefix", default="uploads/")
+    s.add_argument("--api", action="store_true", help="create everything by API, ignore the template")
+    s.add_argument("--json", help="also write the resource description here (for teardown)")
+    t = sub.add_parser("teardown", help="delete what setup created")
+    t.add_argument("--json", required=True)
+    a = ap.parse_args()
+    if a.cmd == "setup":
+        res = create(a.endpoint, a.visibility_timeout, a.max_receive, a.prefix, use_template=not a.api)
+        if a.json:
+            Path(a.json).write_text(json.dumps(res, indent=2))
+        print(env_lines(res))
+        for part, origin in res["created_by"].items():
+            print(f"# {part}: {origin}", file=sys.stderr)
+    else:
+        delete(json.loads(Path(a.json).read_text()))
+
+
+if __name__ == "__main__":
+    main()
