@@ -9,11 +9,11 @@ cd "$(dirname "$0")/.."
 state=target/local-aws
 mkdir -p "$state"
 
-answers() { # the moto management API answers on this port
+answers() { # the moto dashboard answers on this port (data.json can 500 on dangling state)
   python3 - "$1" <<'EOF'
 import sys, urllib.request
 try:
-    urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/moto-api/data.json", timeout=1).read()
+    urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/moto-api/", timeout=1).read()
 except Exception:
     sys.exit(1)
 EOF
