@@ -57,50 +57,42 @@ def _by_api(s3, sqs, suffix, visibility_timeout, max_receive):
     return res
 
 
-def _template_params(cfn, params):
-    """Only pass parameters the template declares."""
-    declared = {p["ParameterKey"] for p in cfn.get_template_summary(TemplateBody=TEMPLATE.read_text())["Parameters"]}
-    return [{"ParameterKey": k, "ParameterValue": str(v)} for k, v in params.items() if k in declared]
+# moto resolves a Number parameter to an int, so the template's FindInMap keyed by
+# FunctionTimeout ("60") raises KeyError inside moto and the stack fails with "GetAtt references
+# undefined resource Queue". The visibility timeout is set by API below anyway.
+MOTO_UNRESOLVABLE = "!FindInMap [VisibilityTimeout, !Ref FunctionTimeout, Seconds]"
 
 
-def _pick_output(outputs, *words):
-    """Find the stack output whose key contains all words (case-insensitive)."""
-    for key, value in outputs.items():
-        if all(w in key.lower() for w in words):
-            return value
-    raise KeyError(f"no stack output matching {words}: {sorted(outputs)}")
+def _template_params(cfn, body, params):
+    """Pass every declared parameter whose default is "" explicitly (moto calls those missing)."""
+    declared = cfn.get_template_summary(TemplateBody=body)["Parameters"]
+    out = {p["ParameterKey"]: "" for p in declared if p.get("DefaultValue", None) in ("", None)}
+    out.update({k: str(v) for k, v in params.items() if k in {p["ParameterKey"] for p in declared}})
+    return [{"ParameterKey": k, "ParameterValue": v} for k, v in out.items()]
 
 
-def _by_template(s3, sqs, cfn, suffix, visibility_timeout, max_receive):
+def _by_template(sqs, cfn, suffix, visibility_timeout, max_receive, prefix):
     stack = f"thumbs-{suffix}"
+    body = TEMPLATE.read_text().replace(MOTO_UNRESOLVABLE, str(visibility_timeout))
     cfn.create_stack(
         StackName=stack,
-        TemplateBody=TEMPLATE.read_text(),
-        Parameters=_template_params(
-            cfn,
-            {
-                "DeployFunction": "false",
-                "InputBucketName": f"thumbs-in-{suffix}",
-                "OutputBucketName": f"thumbs-out-{suffix}",
-                "QueueVisibilityTimeout": visibility_timeout,
-                "VisibilityTimeout": visibility_timeout,
-                "MaxReceiveCount": max_receive,
-            },
-        ),
+        TemplateBody=body,
+        Parameters=_template_params(cfn, body, {"DeployFunction": "false", "InputPrefix": prefix}),
         Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
     )
     cfn.get_waiter("stack_create_complete").wait(StackName=stack, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-    outputs = {
-        o["OutputKey"]: o["OutputValue"] for o in cfn.describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in cfn.describe_stacks(StackName=stack)["Stacks"][0]["Outputs"]}
+    # moto's outputs carry AWS's sqs.<region>.amazonaws.com URLs; ask the emulator for its own.
+    url = lambda out: sqs.get_queue_url(QueueName=outputs[out].rsplit("/", 1)[1])["QueueUrl"]  # noqa: E731
+    res = {
+        "stack": stack,
+        "input_bucket": outputs["InputBucketName"],
+        "output_bucket": outputs["OutputBucketName"],
+        "queue_url": url("QueueUrl"),
+        "dlq_url": url("DeadLetterQueueUrl"),
     }
-    res = {"stack": stack}
-    res["input_bucket"] = _pick_output(outputs, "input", "bucket")
-    res["output_bucket"] = _pick_output(outputs, "output", "bucket")
-    urls = {k: v for k, v in outputs.items() if v.startswith("http")}
-    res["dlq_url"] = next(v for k, v in urls.items() if "dead" in k.lower() or "dlq" in k.lower())
-    res["queue_url"] = next(v for v in urls.values() if v != res["dlq_url"])
-    # The template's values are for AWS (visibility timeout six times the function timeout);
-    # tests need their own, so set them explicitly and record that we did.
+    # The template's visibility timeout is six times the function timeout (for AWS);
+    # tests need short ones, so set it and the redrive policy explicitly and say so.
     redrive = {"deadLetterTargetArn": queue_arn(sqs, res["dlq_url"]), "maxReceiveCount": str(max_receive)}
     sqs.set_queue_attributes(
         QueueUrl=res["queue_url"],
@@ -110,6 +102,7 @@ def _by_template(s3, sqs, cfn, suffix, visibility_timeout, max_receive):
         "buckets": "cloudformation",
         "queues": "cloudformation (visibility timeout and redrive policy then set by API)",
         "notification": "api (moto's CloudFormation drops NotificationConfiguration)",
+        "queue policy": "none (moto's CloudFormation does not support AWS::SQS::QueuePolicy; moto does not enforce it)",
     }
     return res
 
@@ -118,7 +111,7 @@ def create(endpoint=None, visibility_timeout=30, max_receive=3, prefix="uploads/
     s3, sqs, cfn = clients(endpoint)
     suffix = uuid.uuid4().hex[:12]
     if use_template and TEMPLATE.exists():
-        res = _by_template(s3, sqs, cfn, suffix, visibility_timeout, max_receive)
+        res = _by_template(sqs, cfn, suffix, visibility_timeout, max_receive, prefix)
     else:
         res = _by_api(s3, sqs, suffix, visibility_timeout, max_receive)
     res["queue_arn"] = queue_arn(sqs, res["queue_url"])
