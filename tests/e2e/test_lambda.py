@@ -1,0 +1,139 @@
+"""`thumbs lambda` behind cargo-lambda's Runtime API emulator (`cargo lambda watch --only-lambda-apis`).
+
+The SQS event is built from real moto notification bodies (received from the stack's queue), as
+the event source mapping would deliver them, plus one record whose body is not an S3 event.
+"""
+import json
+import socket
+import subprocess
+import time
+import urllib.request
+import uuid
+
+import pytest
+
+from conftest import FIXTURES, ROOT, Proc, account, upload, worker_env
+
+CARGO_LAMBDA = ROOT / ".venv" / "bin" / "cargo-lambda"
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def runtime_api(tmp_path):
+    """The Runtime API emulator; yields its host:port."""
+    if not CARGO_LAMBDA.exists():
+        pytest.fail(f"{CARGO_LAMBDA} missing: scripts/venv.sh installs cargo-lambda")
+    port = _free_port()
+    log = open(tmp_path / "cargo-lambda.log", "wb")
+    p = subprocess.Popen([str(CARGO_LAMBDA), "lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1",
+                          "-P", str(port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert p.poll() is None and time.monotonic() < deadline, (tmp_path / "cargo-lambda.log").read_text()
+            time.sleep(0.2)
+    yield f"127.0.0.1:{port}"
+    p.terminate()
+    p.wait(10)
+    log.close()
+
+
+def _invoke(api, event, timeout=120):
+    req = urllib.request.Request(f"http://{api}/2015-03-31/functions/_/invocations",
+                                 data=json.dumps(event).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+def _sqs_record(res, message_id, body):
+    return {
+        "messageId": message_id,
+        "receiptHandle": "handle-" + message_id,
+        "body": body,
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": str(int(time.time() * 1000)),
+                       "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": str(int(time.time() * 1000))},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": res["queue_arn"],
+        "awsRegion": "us-east-1",
+    }
+
+
+def _notifications(sqs, res, count):
+    """The S3 notification messages moto queued (skipping its s3:TestEvent)."""
+    found = []
+    deadline = time.monotonic() + 20
+    while len(found) < count and time.monotonic() < deadline:
+        for m in sqs.receive_message(QueueUrl=res["queue_url"], MaxNumberOfMessages=10,
+                                     WaitTimeSeconds=1).get("Messages", []):
+            if "Records" in json.loads(m["Body"]):
+                found.append(m)
+    assert len(found) == count, found
+    return found
+
+
+def _start_lambda(thumbs_bin, endpoint, res, api, tmp_path, name, **extra):
+    env = worker_env(endpoint, res, **extra)
+    env.update(AWS_LAMBDA_RUNTIME_API=api, AWS_LAMBDA_FUNCTION_NAME="_", AWS_LAMBDA_FUNCTION_VERSION="1",
+               AWS_LAMBDA_FUNCTION_MEMORY_SIZE="1024")
+    return Proc([str(thumbs_bin), "lambda"], env, tmp_path / f"{name}.log")
+
+
+def test_lambda_partial_batch_and_dlq(aws, endpoint, make_stack, thumbs_bin, runtime_api, tmp_path):
+    s3, sqs = aws
+    res = make_stack(visibility_timeout=60)
+    good, corrupt = "uploads/lambda/good photo ü.jpg", "uploads/lambda/truncated.jpg"
+    upload(s3, res, good, (FIXTURES / "landscape.jpg").read_bytes())
+    upload(s3, res, corrupt, (FIXTURES / "truncated.jpg").read_bytes())
+    msgs = _notifications(sqs, res, 2)
+    records = [_sqs_record(res, m["MessageId"], m["Body"]) for m in msgs]
+    junk_id = str(uuid.uuid4())
+    records.append(_sqs_record(res, junk_id, "hello, I am not an S3 event"))
+
+    fn = _start_lambda(thumbs_bin, endpoint, res, runtime_api, tmp_path, "lambda")
+    try:
+        result = _invoke(runtime_api, {"Records": records})
+    finally:
+        fn.stop()
+        print(fn.log()[-3000:])
+    print("response:", result)
+    # permanent failures went to the DLQ at once, so none of the three is left for SQS to retry
+    assert result == {"batchItemFailures": []}
+    report = account(s3, sqs, res)
+    assert report.rendered == {good} and report.ok, report.problems()
+    assert [d.kind for d in report.dead[corrupt]] == ["corrupt"]
+    assert [(d.kind, d.body) for d in report.stray] == [("malformed_message", "hello, I am not an S3 event")]
+    assert report.stray[0].attributes["SourceMessageId"] == junk_id
+    renditions = {r["preset"] for r in report.manifests[good]["renditions"]}
+    assert renditions == {"thumb", "small", "large"}
+
+
+def test_lambda_reports_retryable_failures(aws, endpoint, make_stack, thumbs_bin, runtime_api, tmp_path, faultproxy):
+    """Every S3 GET answers 503: each record is a retryable failure, reported, not dead-lettered."""
+    s3, sqs = aws
+    res = make_stack(visibility_timeout=60)
+    for i in range(2):
+        upload(s3, res, f"uploads/lambda/{i}.jpg", (FIXTURES / "landscape.jpg").read_bytes())
+    records = [_sqs_record(res, m["MessageId"], m["Body"]) for m in _notifications(sqs, res, 2)]
+    proxy, stats = faultproxy("--fail-rate", "1", "--methods", "GET,HEAD")
+    fn = _start_lambda(thumbs_bin, endpoint, res, runtime_api, tmp_path, "lambda-503", s3_endpoint=proxy)
+    try:
+        result = _invoke(runtime_api, {"Records": records})
+    finally:
+        fn.stop()
+        print(fn.log()[-3000:])
+    print("response:", result, "faultproxy:", stats())
+    assert stats()["injected"] > 0
+    assert sorted(f["itemIdentifier"] for f in result["batchItemFailures"]) == sorted(r["messageId"] for r in records)
+    report = account(s3, sqs, res)
+    assert not report.rendered and not report.dead and not report.stray

@@ -1,0 +1,132 @@
+"""`thumbs worker` against moto: mixed batches, S3 throttling, SIGKILL and SIGTERM."""
+import json
+import signal
+import time
+
+from conftest import FIXTURES, account, queue_counts, upload, wait_accounted, wait_until
+
+GOOD = {
+    "uploads/landscape.jpg": "landscape.jpg",
+    "uploads/phone/summer trip/dogs.jpg": "orient6.jpg",
+    "uploads/brushes café ü.png": "alpha.png",
+    "uploads/phone/IMG 0001.heic": "photo.heic",
+    "uploads/a+b=c&d.jpg": "progressive.jpg",
+    "uploads/grey.jpg": "grey.jpg",
+}
+BAD = {  # key -> (fixture, ErrorKind)
+    "uploads/bad/truncated.jpg": ("truncated.jpg", "corrupt"),
+    "uploads/bad/not an image.jpg": ("text.jpg", "unsupported"),
+    "uploads/bad/empty.jpg": ("empty.jpg", "empty"),
+    "uploads/bad/bomb.gif": ("bomb.gif", "too_many_pixels"),
+}
+
+
+def _upload_all(s3, res, files):
+    for key, name in files.items():
+        upload(s3, res, key, (FIXTURES / name).read_bytes())
+
+
+def _settled(sqs, res):
+    """The work queue is empty: nothing waiting, nothing in flight."""
+    return queue_counts(sqs, res["queue_url"]) == (0, 0)
+
+
+def test_mixed_batch_only_bad_uploads_are_dead_lettered(aws, make_stack, start_worker):
+    s3, sqs = aws
+    res = make_stack(visibility_timeout=30)
+    worker = start_worker(res)
+    _upload_all(s3, res, GOOD)
+    _upload_all(s3, res, {k: v[0] for k, v in BAD.items()})
+    report = wait_accounted(s3, sqs, res, timeout=120)
+    assert report.ok, report.problems()
+    assert report.rendered == set(GOOD)
+    assert {k: [d.kind for d in v] for k, v in report.dead.items()} == {k: [v[1]] for k, v in BAD.items()}
+    for key, letters in report.dead.items():
+        d = letters[0]
+        assert d.attributes["Bucket"] == res["input_bucket"] and d.attributes["ErrorMessage"]
+        assert d.attributes["SourceMessageId"]
+        # the body is the failed record, so a redrive reprocesses just that upload
+        assert [k for _, k in d.keys] == [key] and len(json.loads(d.body)["Records"]) == 1
+    for key in GOOD:
+        m = report.manifests[key]
+        assert m["source"]["width"] > 0 and m["placeholder"]
+        assert sorted(r["preset"] for r in m["renditions"]) == ["large", "small", "thumb"]
+        thumb = next(r for r in m["renditions"] if r["preset"] == "thumb")
+        obj = s3.head_object(Bucket=res["output_bucket"], Key=thumb["key"])
+        assert obj["ContentType"] == "image/webp"
+        assert obj["Metadata"]["source-key"] == key
+    wait_until(lambda: _settled(sqs, res), 30, what="the work queue to drain")
+    assert worker.running()
+
+
+def test_s3_throttling_is_retried_until_everything_renders(aws, make_stack, start_worker, faultproxy):
+    """S3 (through the proxy) answers 503 SlowDown for the first 6 s; SQS is direct."""
+    s3, sqs = aws
+    res = make_stack(visibility_timeout=5)
+    proxy, stats = faultproxy("--fail-window", "0", "6")
+    start_worker(res, s3_endpoint=proxy)
+    files = {f"uploads/throttled/{i:02d}.jpg": "landscape.jpg" for i in range(8)}
+    _upload_all(s3, res, files)
+    report = wait_accounted(s3, sqs, res, timeout=120)
+    print("faultproxy:", stats())
+    assert stats()["injected"] > 0, "no fault was injected: the test proved nothing"
+    assert report.ok, report.problems()
+    assert report.rendered == set(files) and not report.dead
+
+
+def test_sigkill_mid_batch_then_restart_loses_nothing(aws, make_stack, start_worker, faultproxy):
+    s3, sqs = aws
+    res = make_stack(visibility_timeout=5)
+    s3.put_bucket_versioning(Bucket=res["output_bucket"], VersioningConfiguration={"Status": "Enabled"})
+    proxy, _ = faultproxy("--latency-ms", "150")  # slow S3 so the kill lands mid-batch
+    files = {f"uploads/kill/{i:02d} ü.jpg": "landscape.jpg" for i in range(20)}
+    first = start_worker(res, s3_endpoint=proxy)
+    _upload_all(s3, res, files)
+    wait_until(lambda: 2 <= len(account(s3, sqs, res, read_manifests=False).rendered), 60,
+               interval=0.1, what="the first renders")
+    first.signal(signal.SIGKILL)
+    first.wait(10)
+    at_kill = account(s3, sqs, res, read_manifests=False)
+    held = queue_counts(sqs, res["queue_url"])[1]
+    print(f"killed with {len(at_kill.rendered)} rendered, {held} messages in flight")
+    assert len(at_kill.rendered) < len(files), "the kill came too late to test anything"
+    start_worker(res, s3_endpoint=proxy)
+    report = wait_accounted(s3, sqs, res, timeout=120)
+    assert report.ok, report.problems()
+    assert report.rendered == set(files) and not report.dead
+    wait_until(lambda: _settled(sqs, res), 30, what="the work queue to drain")
+    writes = sum(
+        1 for page in s3.get_paginator("list_object_versions").paginate(Bucket=res["output_bucket"])
+        for v in page.get("Versions", []) if v["Key"].endswith("/manifest.json")
+    )
+    # at-least-once: uploads in flight at the kill may be rendered again (same keys, same bytes)
+    print(f"manifest writes: {writes} for {len(files)} uploads")
+    assert len(files) <= writes <= len(files) + held + 1
+
+
+def test_sigterm_finishes_what_it_holds_and_exits_0(aws, make_stack, start_worker, faultproxy):
+    s3, sqs = aws
+    res = make_stack(visibility_timeout=120)  # anything left unfinished would stay in flight
+    proxy, _ = faultproxy("--latency-ms", "400")
+    worker = start_worker(res, concurrency=4, s3_endpoint=proxy)
+    files = {f"uploads/term/{i:02d}.jpg": "landscape.jpg" for i in range(12)}
+    _upload_all(s3, res, files)
+    wait_until(lambda: queue_counts(sqs, res["queue_url"])[1] >= 2, 60, interval=0.1,
+               what="the worker to hold messages")
+    # this order counts no upload twice: one finishing in between is rendered and no longer held
+    rendered_before = len(account(s3, sqs, res, read_manifests=False).rendered)
+    held = queue_counts(sqs, res["queue_url"])[1]
+    t = time.monotonic()
+    worker.signal(signal.SIGTERM)
+    rc = worker.wait(60)
+    print(f"SIGTERM with {held} in flight, {rendered_before} rendered; exit {rc} after {time.monotonic() - t:.1f}s")
+    assert rc == 0
+    after = account(s3, sqs, res)
+    waiting, in_flight = queue_counts(sqs, res["queue_url"])
+    assert in_flight == 0, "the worker exited holding messages it did not finish"
+    assert not after.dead and not after.bad_manifest
+    assert len(after.rendered) >= rendered_before + held - 1  # -1: moto's s3:TestEvent may be among them
+    assert len(after.rendered) + waiting >= len(files)
+    start_worker(res, s3_endpoint=proxy)  # the rest is still queued, nothing lost
+    report = wait_accounted(s3, sqs, res, timeout=120)
+    assert report.ok and report.rendered == set(files)
