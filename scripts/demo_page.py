@@ -41,8 +41,9 @@ def local_name(key):
     return "/".join(part.replace("..", "_") for part in key.split("/") if part not in ("", ".", ".."))
 
 
-def fetch(s3, bucket, key, out, sub):
-    dest = out / sub / local_name(key)
+def fetch(s3, bucket, key, out):
+    """Download to OUT/<key> (uploads/... and thumbnails/... keep their own trees)."""
+    dest = out / local_name(key)
     dest.parent.mkdir(parents=True, exist_ok=True)
     s3.download_file(bucket, key, str(dest))
     return dest.relative_to(out).as_posix()
@@ -53,7 +54,7 @@ def img(rel, alt):
 
 
 def original_html(s3, a, key, meta, out):
-    rel = fetch(s3, a.input_bucket, key, out, "originals")
+    rel = fetch(s3, a.input_bucket, key, out)
     ext = key.rsplit(".", 1)[-1].lower() if "." in key else ""
     cap = f"original &middot; {human(meta['size'])}"
     if ext in BROWSER_FORMATS:
@@ -72,13 +73,13 @@ def rendered_card(s3, a, key, meta, manifest, out):
     base = a.output_prefix + key[len(a.input_prefix):] + "/"
     for r in manifest.get("renditions", []):
         rkey = r["key"] if r["key"].startswith(a.output_prefix) else base + r["key"]
-        rel = fetch(s3, a.output_bucket, rkey, out, "thumbnails")
+        rel = fetch(s3, a.output_bucket, rkey, out)
         figs.append(
             f"<figure>{img(rel, r.get('preset', ''))}<figcaption>{html.escape(str(r.get('preset')))} "
             f"&middot; {r.get('width')}&times;{r.get('height')} {html.escape(str(r.get('format')))} "
             f"&middot; {human(r.get('bytes', 0))}</figcaption></figure>"
         )
-    mrel = fetch(s3, a.output_bucket, base + "manifest.json", out, "thumbnails")
+    mrel = fetch(s3, a.output_bucket, base + "manifest.json", out)
     return (
         f'<div class="card"><h2>{html.escape(key)}</h2><div class="row">{"".join(figs)}</div>'
         f'<p class="note"><a href="{html.escape(mrel)}">manifest.json</a> &middot; placeholder (thumbhash) '
