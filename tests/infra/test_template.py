@@ -1,0 +1,271 @@
+"""Static checks of cloudformation/template.yaml: the properties issue 5 asks for."""
+
+import json
+
+import pytest
+
+MAX_SQS_VISIBILITY = 43200
+FUNCTION_PARTS = ["Function", "Layer", "EventSourceMapping", "FunctionRole", "LogGroup"]
+
+
+def of_type(resources, kind):
+    return {name: r for name, r in resources.items() if r["Type"] == kind}
+
+
+def plain(node):
+    """cfn-lint's nodes as plain dicts/lists/strings, for equality checks."""
+    return json.loads(json.dumps(node))
+
+
+def role_statements(resources):
+    policies = resources["FunctionRole"]["Properties"]["Policies"]
+    return [s for p in policies for s in p["PolicyDocument"]["Statement"]]
+
+
+def as_list(x):
+    return x if isinstance(x, list) else [x]
+
+
+def test_visibility_timeout_is_at_least_six_function_timeouts(template, resources):
+    timeout = template["Parameters"]["FunctionTimeout"]
+    table = template["Mappings"]["VisibilityTimeout"]
+    assert timeout["Default"] in timeout["AllowedValues"]
+    assert sorted(table, key=int) == sorted(timeout["AllowedValues"], key=int)
+    for seconds in timeout["AllowedValues"]:
+        visibility = int(table[seconds]["Seconds"])
+        assert 6 * int(seconds) <= visibility <= MAX_SQS_VISIBILITY, seconds
+        assert int(seconds) <= 900  # Lambda's limit
+    queue = resources["Queue"]["Properties"]
+    assert plain(queue["VisibilityTimeout"]) == {
+        "Fn::FindInMap": ["VisibilityTimeout", {"Ref": "FunctionTimeout"}, "Seconds"]
+    }
+    assert plain(resources["Function"]["Properties"]["Timeout"]) == {"Ref": "FunctionTimeout"}
+
+
+def test_queue_redrives_to_dlq_after_three_receives(resources):
+    redrive = plain(resources["Queue"]["Properties"]["RedrivePolicy"])
+    assert redrive == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]},
+        "maxReceiveCount": 3,
+    }
+
+
+def test_queues_encrypted_and_retention(resources):
+    queue = resources["Queue"]["Properties"]
+    dlq = resources["DeadLetterQueue"]["Properties"]
+    for q in (queue, dlq):
+        assert q["SqsManagedSseEnabled"] is True
+    assert queue["MessageRetentionPeriod"] == 4 * 86400
+    assert dlq["MessageRetentionPeriod"] == 14 * 86400
+
+
+def test_function_is_arm64_al2023_with_layer(template, resources):
+    fn = resources["Function"]["Properties"]
+    assert fn["Runtime"] == "provided.al2023"
+    assert fn["Architectures"] == ["arm64"]
+    assert fn["Handler"] == "bootstrap"
+    assert plain(fn["Layers"]) == [{"Ref": "Layer"}]
+    assert plain(fn["MemorySize"]) == {"Ref": "FunctionMemorySize"}
+    assert template["Parameters"]["FunctionMemorySize"]["Default"] == 1024
+    assert template["Parameters"]["FunctionTimeout"]["Default"] == "60"
+    layer = resources["Layer"]["Properties"]
+    assert layer["CompatibleArchitectures"] == ["arm64"]
+    assert layer["CompatibleRuntimes"] == ["provided.al2023"]
+    assert plain(layer["Content"]) == {"S3Bucket": {"Ref": "ArtifactsBucket"}, "S3Key": {"Ref": "LayerCodeKey"}}
+    assert plain(fn["Code"]) == {"S3Bucket": {"Ref": "ArtifactsBucket"}, "S3Key": {"Ref": "FunctionCodeKey"}}
+
+
+def test_function_environment(resources):
+    env = plain(resources["Function"]["Properties"]["Environment"]["Variables"])
+    assert env == {
+        "OUTPUT_BUCKET": {"Ref": "OutputBucket"},
+        "OUTPUT_PREFIX": {"Ref": "OutputPrefix"},
+        "INPUT_PREFIX": {"Ref": "InputPrefix"},
+        "DLQ_URL": {"Ref": "DeadLetterQueue"},
+        "THUMBS_PRESETS": {"Ref": "ThumbsPresets"},
+        "THUMBS_FORMATS": {"Ref": "ThumbsFormats"},
+        "MAX_INPUT_BYTES": {"Ref": "MaxInputBytes"},
+        "MAX_INPUT_PIXELS": {"Ref": "MaxInputPixels"},
+        "CACHE_CONTROL": {"Ref": "CacheControl"},
+        "VIPSHOME": "/opt",
+    }
+
+
+def test_function_logs_json_to_its_own_group(resources):
+    logging = plain(resources["Function"]["Properties"]["LoggingConfig"])
+    assert logging["LogFormat"] == "JSON"
+    assert logging["LogGroup"] == {"Ref": "LogGroup"}
+    assert plain(resources["LogGroup"]["Properties"]["RetentionInDays"]) == {"Ref": "LogRetentionDays"}
+
+
+def test_event_source_mapping_reports_partial_failures(resources):
+    esm = plain(resources["EventSourceMapping"]["Properties"])
+    assert esm["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert esm["EventSourceArn"] == {"Fn::GetAtt": ["Queue", "Arn"]}
+    assert esm["BatchSize"] == {"Ref": "BatchSize"}
+    assert esm["MaximumBatchingWindowInSeconds"] == {"Ref": "MaximumBatchingWindowInSeconds"}
+    assert esm["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "MaximumConcurrency"}}
+
+
+def test_queue_policy_pins_source_bucket_and_account(resources):
+    input_name = plain(resources["InputBucket"]["Properties"]["BucketName"])["Fn::Sub"]
+    policy = plain(resources["QueuePolicy"]["Properties"])
+    assert policy["Queues"] == [{"Ref": "Queue"}]
+    [statement] = policy["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Condition"] == {
+        "ArnEquals": {"aws:SourceArn": {"Fn::Sub": "arn:${AWS::Partition}:s3:::" + input_name}},
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+    }
+    # S3 checks the destination while creating the notification.
+    assert "QueuePolicy" in as_list(resources["InputBucket"]["DependsOn"])
+
+
+def test_notification_only_on_input_bucket_prefix(resources):
+    config = plain(resources["InputBucket"]["Properties"]["NotificationConfiguration"])
+    [queue_config] = config["QueueConfigurations"]
+    assert queue_config["Event"] == "s3:ObjectCreated:*"
+    assert queue_config["Queue"] == {"Fn::GetAtt": ["Queue", "Arn"]}
+    assert queue_config["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": {"Ref": "InputPrefix"}}]
+    assert "NotificationConfiguration" not in resources["OutputBucket"]["Properties"]
+
+
+def test_upload_expiry_is_optional(template, resources):
+    assert template["Parameters"]["UploadExpirationDays"]["Default"] == 0
+    rules = plain(resources["InputBucket"]["Properties"]["LifecycleConfiguration"]["Rules"])
+    [expiry] = [r for r in rules if "Fn::If" in r]
+    condition, rule, otherwise = expiry["Fn::If"]
+    assert plain(template["Conditions"][condition]) == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "UploadExpirationDays"}, "0"]}]
+    }
+    assert rule["ExpirationInDays"] == {"Ref": "UploadExpirationDays"}
+    assert rule["Prefix"] == {"Ref": "InputPrefix"}
+    assert otherwise == {"Ref": "AWS::NoValue"}
+
+
+@pytest.mark.parametrize("bucket", ["InputBucket", "OutputBucket"])
+def test_buckets_private_encrypted_owner_enforced(resources, bucket):
+    props = plain(resources[bucket]["Properties"])
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    [rule] = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+
+
+@pytest.mark.parametrize("bucket", ["InputBucket", "OutputBucket"])
+def test_buckets_deny_plain_http(resources, bucket):
+    [policy] = [
+        plain(r["Properties"])
+        for r in of_type(resources, "AWS::S3::BucketPolicy").values()
+        if plain(r["Properties"]["Bucket"]) == {"Ref": bucket}
+    ]
+    deny = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+    assert any(
+        s["Principal"] == "*"
+        and s["Action"] == "s3:*"
+        and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        and {"Fn::GetAtt": [bucket, "Arn"]} in s["Resource"]
+        and {"Fn::Sub": "${" + bucket + ".Arn}/*"} in s["Resource"]
+        for s in deny
+    )
+
+
+def test_role_is_least_privilege(resources):
+    statements = role_statements(resources)
+    granted = {}
+    for s in statements:
+        assert s["Effect"] == "Allow"
+        assert "NotAction" not in s and "NotResource" not in s
+        for action in as_list(s["Action"]):
+            assert "*" not in action, action
+            granted[action] = plain(s["Resource"])
+    assert set(granted) == {
+        "s3:GetObject", "s3:ListBucket", "s3:PutObject",
+        "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+        "sqs:ChangeMessageVisibility", "sqs:SendMessage",
+        "logs:CreateLogStream", "logs:PutLogEvents",
+    }
+    # The only delete is acknowledging a processed message.
+    assert [a for a in granted if "Delete" in a] == ["sqs:DeleteMessage"]
+    assert granted["s3:GetObject"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${InputBucket}/${InputPrefix}*"}
+    assert granted["s3:ListBucket"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${InputBucket}"}
+    assert granted["s3:PutObject"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${OutputBucket}/${OutputPrefix}*"}
+    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"):
+        assert granted[action] == {"Fn::GetAtt": ["Queue", "Arn"]}
+    assert granted["sqs:SendMessage"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    assert granted["logs:PutLogEvents"] == granted["logs:CreateLogStream"] == {"Fn::GetAtt": ["LogGroup", "Arn"]}
+    [list_bucket] = [s for s in statements if s["Action"] == "s3:ListBucket"]
+    assert plain(list_bucket["Condition"]) == {"StringLike": {"s3:prefix": {"Fn::Sub": "${InputPrefix}*"}}}
+
+
+def test_role_has_no_managed_policies(resources):
+    # Managed policies (e.g. AWSLambdaBasicExecutionRole) grant logs on every group.
+    assert "ManagedPolicyArns" not in resources["FunctionRole"]["Properties"]
+
+
+def test_alarms_on_dlq_depth_and_backlog_age(resources):
+    alarms = {a["Properties"]["MetricName"]: plain(a["Properties"])
+              for a in of_type(resources, "AWS::CloudWatch::Alarm").values()}
+    dlq = alarms["ApproximateNumberOfMessagesVisible"]
+    assert dlq["Namespace"] == "AWS/SQS"
+    assert dlq["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}]
+    assert (dlq["ComparisonOperator"], dlq["Threshold"]) == ("GreaterThanThreshold", 0)
+    age = alarms["ApproximateAgeOfOldestMessage"]
+    assert age["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["Queue", "QueueName"]}}]
+    assert age["Threshold"] == {"Ref": "MaxMessageAgeSeconds"}
+    for alarm in alarms.values():
+        assert alarm["AlarmActions"] == {"Fn::If": ["HasAlarmEmail", [{"Ref": "AlarmTopic"}], {"Ref": "AWS::NoValue"}]}
+
+
+def test_alarm_topic_optional_and_encrypted(template, resources):
+    assert template["Parameters"]["AlarmEmail"]["Default"] == ""
+    topic = resources["AlarmTopic"]
+    assert topic["Condition"] == "HasAlarmEmail" == resources["AlarmKey"]["Condition"]
+    assert plain(topic["Properties"]["KmsMasterKeyId"]) == {"Ref": "AlarmKey"}
+    grants = [s for s in resources["AlarmKey"]["Properties"]["KeyPolicy"]["Statement"]
+              if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}]
+    assert grants and {"kms:Decrypt", "kms:GenerateDataKey*"} <= set(grants[0]["Action"])
+
+
+def test_function_parts_can_be_left_out_for_emulators(template, resources):
+    assert plain(template["Conditions"]["DeployFunction"]) == {"Fn::Equals": [{"Ref": "DeployFunction"}, "true"]}
+    assert template["Parameters"]["DeployFunction"]["Default"] == "true"
+    for name in FUNCTION_PARTS:
+        assert resources[name]["Condition"] == "DeployFunction", name
+
+
+def test_names_derive_from_stack_name(resources):
+    name_keys = {"BucketName", "QueueName", "FunctionName", "LayerName", "LogGroupName", "TopicName", "AlarmName"}
+    named = 0
+    for logical_id, resource in resources.items():
+        for key in name_keys & set(resource.get("Properties", {})):
+            value = plain(resource["Properties"][key])
+            if value.get("Ref") in resources:  # e.g. the mapping's FunctionName: a reference
+                continue
+            assert "${AWS::StackName}" in value["Fn::Sub"], logical_id
+            named += 1
+    assert named >= 9
+
+
+def test_outputs_described(template):
+    outputs = template["Outputs"]
+    for key in ("InputBucketName", "OutputBucketName", "QueueUrl", "QueueArn",
+                "DeadLetterQueueUrl", "DeadLetterQueueArn", "FunctionName", "FunctionArn"):
+        assert key in outputs, key
+    assert plain(outputs["FunctionArn"]["Value"]) == {"Fn::GetAtt": ["Function", "Arn"]}
+    for key, output in outputs.items():
+        assert len(output.get("Description", "")) > 10, key
+
+
+def test_checkov_skips_have_reasons(resources):
+    for logical_id, resource in resources.items():
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
+            assert skip["id"].startswith("CKV"), logical_id
+            assert len(skip.get("comment", "")) > 30, (logical_id, skip["id"])
