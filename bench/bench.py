@@ -1,0 +1,345 @@
+"""Benchmark driver: thumbs vs Node.js/sharp vs vipsthumbnail on the same job.
+
+Job: three presets (thumb 150x150 cover/attention, small 480 wide, large 1080 wide, never
+upscale), WebP q=80. Every contender runs the same files in the same round, in turn
+(A B C A B C ...), so machine drift cancels in the pair-by-pair ratios.
+Writes results JSON (see --out); bench/report.py turns it into docs/benchmarks/.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PRESETS = "thumb=150x150:cover,small=480,large=1080"
+VIPSTHUMBNAIL_SIZES = {"thumb": ["-s", "150x150>", "-m", "attention"],
+                       "small": ["-s", "480x>"], "large": ["-s", "1080x>"]}
+
+
+class Contender:
+    """Runs a batch of files with `parallel` images at a time; returns per-image ms."""
+
+    def __init__(self, name, prefix, env):
+        self.name, self.prefix, self.env = name, prefix, env
+
+    def batch(self, files, parallel, out):
+        raise NotImplementedError
+
+
+def timed(cmd, env):
+    """Run cmd, returning (wall s, stdout, stderr, rc, peak RSS KiB) via wait4 on the child."""
+    start = time.perf_counter()
+    p = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = bytearray()
+    err = bytearray()
+    t = threading.Thread(target=lambda: err.extend(p.stderr.read()))
+    t.start()
+    out.extend(p.stdout.read())
+    t.join()
+    _, status, usage = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    return time.perf_counter() - start, out.decode(), err.decode(), p.returncode, usage.ru_maxrss
+
+
+class Thumbs(Contender):
+    LINE = re.compile(r"\] (ok|FAIL)\s+(.+?)(?: \(\d+ renditions, (\d+) ms\)|: (.*))$")
+
+    def batch(self, files, parallel, out):
+        cmd = self.prefix + [str(ROOT / "target/release/thumbs"), "render", "--jobs",
+                             str(parallel), "--out", out] + files
+        wall, _, err, _, rss = timed(cmd, self.env)
+        ms, errors = [], {}
+        for line in err.splitlines():
+            m = self.LINE.search(line)
+            if m and m.group(1) == "ok":
+                ms.append((m.group(2), float(m.group(3))))
+            elif m:
+                errors[m.group(2)] = m.group(4)
+        return wall, ms, errors, rss
+
+
+class Sharp(Contender):
+    def batch(self, files, parallel, out):
+        cmd = self.prefix + ["node", str(ROOT / "bench/sharp-render.js"), "--out", out,
+                             "--parallel", str(parallel)] + files
+        wall, stdout, err, rc, rss = timed(cmd, self.env)
+        ms, errors = [], {}
+        for line in stdout.splitlines():
+            r = json.loads(line)
+            if "ms" in r:
+                ms.append((r["file"], r["ms"]))
+            else:
+                errors[r["file"]] = r["error"]
+        if rc != 0:
+            errors["(process)"] = err.strip()[-300:]
+        return wall, ms, errors, rss
+
+
+class VipsThumbnail(Contender):
+    """Debian's vipsthumbnail CLI, one process per preset per image."""
+
+    def one(self, f, out, i):
+        d = Path(out) / f"{i}-{Path(f).name}"
+        d.mkdir(parents=True, exist_ok=True)
+        start, rss, error = time.perf_counter(), 0, None
+        for name, size in VIPSTHUMBNAIL_SIZES.items():
+            cmd = self.prefix + ["vipsthumbnail", f, *size, "-o", f"{d}/{name}.webp[Q=80,strip]"]
+            _, _, err, rc, r = timed(cmd, self.env)
+            rss = max(rss, r)
+            if rc != 0:
+                error = err.strip()[-300:]
+        return f, (time.perf_counter() - start) * 1000, error, rss
+
+    def batch(self, files, parallel, out):
+        start = time.perf_counter()
+        with ThreadPoolExecutor(parallel) as pool:
+            results = list(pool.map(lambda a: self.one(a[1], out, a[0]), enumerate(files)))
+        wall = time.perf_counter() - start
+        ms = [(f, t) for f, t, e, _ in results if e is None]
+        errors = {f: e for f, _, e, _ in results if e is not None}
+        return wall, ms, errors, max(r for *_, r in results)
+
+
+def contenders(one_core):
+    env = dict(os.environ, VIPS_WARNING="1", THUMBS_PRESETS=PRESETS, THUMBS_FORMATS="webp",
+               THUMBS_QUALITY="webp=80", RUST_LOG="warn")
+    env.pop("VIPS_CONCURRENCY", None)
+    prefix = []
+    if one_core:
+        env["VIPS_CONCURRENCY"] = "1"
+        prefix = ["taskset", "-c", "0"]
+    cs = [Thumbs("thumbs", prefix, env),
+          Thumbs("thumbs per-preset", prefix, dict(env, THUMBS_STRATEGY="per-preset")),
+          Sharp("sharp", prefix, env),
+          VipsThumbnail("vipsthumbnail", prefix, env)]
+    return cs
+
+
+def interleaved(cs, files, parallel, rounds, scratch):
+    """rounds x (each contender in turn over `files`); returns per-contender lists per round."""
+    res = {c.name: [] for c in cs}
+    for r in range(rounds):
+        for c in cs:
+            out = tempfile.mkdtemp(dir=scratch)
+            wall, ms, errors, rss = c.batch(files, parallel, out)
+            shutil.rmtree(out)
+            res[c.name].append({"wall_s": wall, "ms": ms, "errors": errors, "peak_rss_kib": rss})
+            print(f"  round {r + 1}/{rounds} {c.name:18} {wall:7.2f} s  {len(ms)} ok "
+                  f"{len(errors)} failed  peak {rss / 1024:.0f} MiB", file=sys.stderr, flush=True)
+    return res
+
+
+# ---- start-up under a local Lambda Runtime API -------------------------------------------
+
+class RuntimeApi(ThreadingHTTPServer):
+    """Serves one queued event at a time; records when its response (or error) arrives."""
+
+    daemon_threads = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), RuntimeHandler)
+        self.event = None
+        self.answered = threading.Event()
+        self.pending = threading.Condition()
+        self.t_answer = None
+        self.answer = None
+
+    def offer(self, event):
+        with self.pending:
+            self.event, self.t_answer, self.answer = event, None, None
+            self.answered.clear()
+            self.pending.notify_all()
+
+
+class RuntimeHandler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        srv = self.server
+        if not self.path.endswith("/runtime/invocation/next"):
+            return self.send_error(404)
+        with srv.pending:
+            srv.pending.wait_for(lambda: srv.event is not None, timeout=120)
+            event, srv.event = srv.event, None
+        if event is None:
+            return self.send_error(503)
+        body = json.dumps(event).encode()
+        self.send_response(200)
+        self.send_header("Lambda-Runtime-Aws-Request-Id", "bench-1")
+        self.send_header("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 60000))
+        self.send_header("Lambda-Runtime-Invoked-Function-Arn",
+                         "arn:aws:lambda:us-east-1:000000000000:function:bench")
+        self.send_header("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        now = time.monotonic()
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+        self.send_response(202)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        if "/invocation/" in self.path:
+            srv = self.server
+            srv.t_answer = now
+            srv.answer = ("error: " if self.path.endswith("/error") else "") + body
+            srv.answered.set()
+
+
+def sqs_event(bucket, key):
+    s3 = {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+                       "awsRegion": "us-east-1",
+                       "s3": {"bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+                              "object": {"key": key, "size": 1}}}]}
+    return {"Records": [{"messageId": "m-1", "receiptHandle": "r", "body": json.dumps(s3),
+                         "attributes": {"ApproximateReceiveCount": "1"},
+                         "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+                         "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:in",
+                         "awsRegion": "us-east-1"}]}
+
+
+def startup(trials, image):
+    """Process start -> first event answered, thumbs bootstrap vs Node+sharp, against moto S3."""
+    import boto3  # from the project's .venv
+
+    moto = subprocess.Popen([str(ROOT / ".venv/bin/moto_server"), "-H", "127.0.0.1", "-p", "0"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        port = None
+        for line in moto.stderr:
+            m = re.search(r"Running on http://127\.0\.0\.1:(\d+)", line)
+            if m:
+                port = m.group(1)
+                break
+        threading.Thread(target=lambda: moto.stderr.read(), daemon=True).start()
+        endpoint = f"http://127.0.0.1:{port}"
+        aws = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+               "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
+               "AWS_ENDPOINT_URL": endpoint}
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                          aws_access_key_id="bench", aws_secret_access_key="bench")
+        for b in ("bench-in", "bench-out"):
+            s3.create_bucket(Bucket=b)
+        api = RuntimeApi()
+        threading.Thread(target=api.serve_forever, daemon=True).start()
+        env = dict(os.environ, **aws, OUTPUT_BUCKET="bench-out",
+                   AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{api.server_address[1]}",
+                   AWS_LAMBDA_FUNCTION_NAME="bench", AWS_LAMBDA_FUNCTION_VERSION="$LATEST",
+                   AWS_LAMBDA_FUNCTION_MEMORY_SIZE="1769", AWS_LAMBDA_LOG_GROUP_NAME="bench",
+                   AWS_LAMBDA_LOG_STREAM_NAME="bench", THUMBS_PRESETS=PRESETS,
+                   THUMBS_FORMATS="webp", RUST_LOG="warn")
+        cmds = {"thumbs": [str(ROOT / "target/release/thumbs"), "lambda"],
+                "node+sharp": ["node", str(ROOT / "bench/node-lambda.js")]}
+        res = {name: [] for name in cmds}
+        for t in range(trials):
+            for name, cmd in cmds.items():
+                key = f"uploads/start/{t}-{name.replace('+', '-')}.jpg"
+                s3.upload_file(str(image), "bench-in", key)
+                api.offer(sqs_event("bench-in", key))
+                t0 = time.monotonic()
+                p = subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                ok = api.answered.wait(60)
+                os.killpg(p.pid, signal.SIGKILL)
+                err = p.communicate()[1].decode()[-500:]
+                listed = s3.list_objects_v2(Bucket="bench-out", Prefix=f"thumbnails/start/{t}-")
+                outputs = [o["Key"] for o in listed.get("Contents", [])
+                           if name.replace("+", "-") in o["Key"]]
+                good = ok and '"batchItemFailures":[]' in api.answer.replace(" ", "") \
+                    and len(outputs) >= 3
+                res[name].append({"ms": (api.t_answer - t0) * 1000 if ok else None,
+                                  "ok": good, "answer": api.answer, "outputs": len(outputs),
+                                  "stderr": "" if good else err})
+                print(f"  start-up {t + 1}/{trials} {name:11} "
+                      f"{res[name][-1]['ms'] or float('nan'):7.1f} ms ok={good}",
+                      file=sys.stderr, flush=True)
+        api.shutdown()
+        return res
+    finally:
+        moto.kill()
+        moto.wait()
+
+
+def versions():
+    def out(cmd):
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT).stdout.strip()
+        except OSError:
+            return None
+    sharp = out(["node", "-e", "const v=require('sharp').versions;"
+                 "console.log(`sharp ${v.sharp}, libvips ${v.vips}`)"])
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                if line.startswith("model name")), platform.processor())
+    mem = next(line.split(":", 1)[1].strip() for line in open("/proc/meminfo")
+               if line.startswith("MemTotal"))
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory": mem, "kernel": platform.release(),
+            "os": out(["sh", "-c", ". /etc/os-release; echo $PRETTY_NAME"]),
+            "node": out(["node", "--version"]), "sharp": sharp,
+            "vipsthumbnail": out(["vipsthumbnail", "--vips-version"]) or out(["vips", "--version"]),
+            "thumbs": out([str(ROOT / "target/release/thumbs"), "--version"]),
+            "thumbs_commit": out(["git", "rev-parse", "--short", "HEAD"]),
+            "date": time.strftime("%Y-%m-%d %H:%M %Z")}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--corpus", default=str(ROOT / "target/bench-corpus"))
+    ap.add_argument("--out", default=str(ROOT / "target/bench-results/results.json"))
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds over the corpus")
+    ap.add_argument("--single-rounds", type=int, default=5)
+    ap.add_argument("--single-repeat", type=int, default=3, help="images per process per round")
+    ap.add_argument("--startup-trials", type=int, default=10)
+    args = ap.parse_args()
+
+    corpus = Path(args.corpus)
+    files = sorted(str(p) for p in corpus.glob("*/*") if p.is_file())
+    scratch = tempfile.mkdtemp(prefix="thumbs-bench-")
+    results = {"versions": versions()}
+    rows = (corpus / "manifest.tsv").read_text().splitlines()
+    head = rows[0].split("\t")
+    results["corpus"] = [dict(zip(head, r.split("\t"))) for r in rows[1:]]
+    results["settings"] = vars(args)
+    try:
+        # Probe once: files any contender cannot render are reported and left out of timing.
+        print("probe (one core)", file=sys.stderr)
+        probe = interleaved(contenders(True), files, 1, 1, scratch)
+        failed = {c: r[0]["errors"] for c, r in probe.items() if r[0]["errors"]}
+        common = [f for f in files if not any(f in e for e in failed.values())]
+        results["probe_failures"] = failed
+        results["common_files"] = common
+        for mode, one_core, par in (("one_core", True, 1), ("all_cores", False, os.cpu_count())):
+            print(f"throughput {mode}: {len(common)} files x {args.rounds} rounds", file=sys.stderr)
+            results[mode] = interleaved(contenders(one_core), common, par, args.rounds, scratch)
+        results["single"] = {}
+        for name in ("sunset", "elephants", "kleiber"):
+            f = str(corpus / "jpeg" / f"{name}.jpg")
+            print(f"single image {name}", file=sys.stderr)
+            results["single"][name] = interleaved(contenders(True), [f] * args.single_repeat, 1,
+                                                  args.single_rounds, scratch)
+        if args.startup_trials:
+            print("start-up under a local Lambda Runtime API", file=sys.stderr)
+            results["startup"] = startup(args.startup_trials,
+                                         ROOT / "tests/fixtures/landscape.jpg")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(results, indent=1))
+        print(f"results: {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+// The original system's approach as a benchmark contender: for each image, one
+// sharp(buffer).rotate().resize(...) pipeline per preset, WebP q=80, written to disk.
+// Usage: node sharp-render.js --out DIR [--parallel N] FILE...
+// Prints one JSON line per image: {"file", "ms"} (read + 3 renditions + writes) or {"file", "error"}.
+'use strict';
+const fs = require('node:fs/promises');
+const path = require('node:path');
+const sharp = require('sharp');
+
+// libvips threads per pipeline; the bench sets VIPS_CONCURRENCY=1 for the one-core runs.
+if (process.env.VIPS_CONCURRENCY) sharp.concurrency(Number(process.env.VIPS_CONCURRENCY));
+
+const presets = {
+  thumb: (img) => img.resize(150, 150, { fit: 'cover', position: sharp.strategy.attention, withoutEnlargement: true }),
+  small: (img) => img.resize({ width: 480, withoutEnlargement: true }),
+  large: (img) => img.resize({ width: 1080, withoutEnlargement: true }),
+};
+
+async function renderOne(file, out) {
+  const start = process.hrtime.bigint();
+  const input = await fs.readFile(file);
+  const dir = path.join(out, path.basename(file));
+  await fs.mkdir(dir, { recursive: true });
+  for (const [name, resize] of Object.entries(presets)) {
+    const webp = await resize(sharp(input).rotate()).webp({ quality: 80 }).toBuffer();
+    await fs.writeFile(path.join(dir, `${name}.webp`), webp);
+  }
+  return Number(process.hrtime.bigint() - start) / 1e6;
+}
+
+async function main() {
+  const args = process.argv.slice(2);
+  let out = null;
+  let parallel = 1;
+  const files = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--out') out = args[++i];
+    else if (args[i] === '--parallel') parallel = Number(args[++i]);
+    else files.push(args[i]);
+  }
+  if (!out || files.length === 0 || !(parallel >= 1)) {
+    console.error('usage: node sharp-render.js --out DIR [--parallel N] FILE...');
+    process.exit(2);
+  }
+  let next = 0;
+  const worker = async () => {
+    while (next < files.length) {
+      const file = files[next++];
+      try {
+        const ms = await renderOne(file, out);
+        process.stdout.write(JSON.stringify({ file, ms }) + '\n');
+      } catch (err) {
+        process.stdout.write(JSON.stringify({ file, error: String(err.message).replace(/\s+/g, ' ').slice(0, 300) }) + '\n');
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: parallel }, worker));
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
