@@ -269,3 +269,19 @@ def test_checkov_skips_have_reasons(resources):
         for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
             assert skip["id"].startswith("CKV"), logical_id
             assert len(skip.get("comment", "")) > 30, (logical_id, skip["id"])
+
+
+def test_example_parameters_fit_the_template(template):
+    from conftest import ROOT
+
+    example = json.loads((ROOT / "cloudformation" / "parameters.example.json").read_text())
+    parameters = template["Parameters"]
+    for entry in example:
+        spec = parameters[entry["ParameterKey"]]
+        value = entry["ParameterValue"]
+        if "AllowedValues" in spec:
+            assert value in [str(v) for v in spec["AllowedValues"]], entry
+        if spec["Type"] == "Number":
+            assert spec.get("MinValue", 0) <= int(value) <= spec.get("MaxValue", 2**63), entry
+    required = {k for k, v in parameters.items() if "Default" not in v}
+    assert required <= {e["ParameterKey"] for e in example}
