@@ -111,7 +111,6 @@ fi
 aws+=(--region "$region")
 $dry_run || aws_require_credentials
 
-
 if $dry_run; then
   account="<account-id>"
 else
