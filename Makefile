@@ -1,0 +1,27 @@
+# The index of what a person runs. Every target installs what it needs on a fresh
+# Debian/Ubuntu machine and is safe to run twice.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
+
+demo: ## run the whole pipeline locally (local S3/SQS, worker, sample uploads) and write demo-out/index.html
+	scripts/demo.sh
+
+test: ## every test: lint, unit, integration against local AWS, template checks, hermetic arm64 run
+	scripts/test.sh
+
+dist: ## build dist/function.zip (arm64 bootstrap) and dist/layer.zip (libvips closure) from Debian packages
+	scripts/dist.sh
+
+bench: ## side-by-side benchmark against sharp and vipsthumbnail; writes docs/benchmarks/
+	scripts/bench.sh
+
+deploy: ## deploy the CloudFormation stack to your AWS account (see README)
+	scripts/deploy.sh $(ARGS)
+
+destroy: ## empty the stack's buckets and delete it (asks first)
+	scripts/destroy.sh $(ARGS)
+
+.PHONY: help demo test dist bench deploy destroy

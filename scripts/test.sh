@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# `make test`: every test, from a fresh Debian/Ubuntu machine. Installs what it needs, starts
+# the local AWS emulator (moto) for the integration tests and stops it again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "install build and test dependencies"
+scripts/apt.sh build-essential pkg-config libvips-dev libvips-tools shellcheck python3-venv curl zip unzip
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+scripts/venv.sh
+
+step "lint: rustfmt, clippy, shellcheck"
+cargo fmt --all -- --check
+cargo clippy --release --all-targets --locked -- -D warnings
+shellcheck scripts/*.sh .ci/run layer/*.sh
+
+step "build the release binary"
+cargo build --release --locked
+
+step "local AWS (moto) for the integration tests"
+eval "$(scripts/local-aws.sh up)"
+trap 'scripts/local-aws.sh down >/dev/null 2>&1 || true' EXIT
+
+step "unit and integration tests (cargo test)"
+cargo test --release --locked
+
+step "end-to-end tests of the binary: worker, faults, load, Lambda shell (pytest)"
+THUMBS_BIN=target/release/thumbs .venv/bin/python -m pytest -q tests/e2e

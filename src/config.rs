@@ -1,0 +1,211 @@
+//! Configuration, read once from the environment into validated structs.
+
+use std::collections::HashMap;
+
+use crate::render::{
+    parse_formats, parse_presets, parse_quality, Limits, PresetError, RenderSettings, Strategy,
+    DEFAULT_FORMATS, DEFAULT_PRESETS, DEFAULT_QUALITY,
+};
+
+/// The environment variables we read, with what they mean; shown by `thumbs --help`.
+pub const ENV_HELP: &str = "\
+Environment:
+  THUMBS_PRESETS    presets, NAME=W | NAME=WxH | NAME=WxH:cover, comma-separated
+                    [default: thumb=150x150:cover,small=480,large=1080]
+  THUMBS_FORMATS    output formats: webp, jpeg, avif, comma-separated [default: webp]
+  THUMBS_QUALITY    per-format quality 1-100 [default: webp=80,jpeg=82,avif=50]
+  THUMBS_STRATEGY   shared (decode once for all presets) | per-preset [default: shared]
+  MAX_INPUT_BYTES   largest input accepted, bytes [default: 67108864]
+  MAX_INPUT_PIXELS  largest input accepted, width x height from the header [default: 64000000]
+  OUTPUT_BUCKET     worker/lambda: bucket the renditions go to (required)
+  OUTPUT_PREFIX     worker/lambda: key prefix of the renditions [default: thumbnails/]
+  INPUT_PREFIX      worker/lambda: only keys under it are processed [default: uploads/]
+  DLQ_URL           worker/lambda: queue that gets permanent failures at once, with the reason
+                    (unset: they are left for the queue's redrive policy)
+  CACHE_CONTROL     Cache-Control of the renditions [default: public, max-age=31536000]
+  VIPS_CONCURRENCY  libvips threads per image [default: one per core]
+  VIPSHOME          where libvips looks for its modules (/opt in the Lambda layer)
+  AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_SQS, AWS_REGION, ...
+                    the standard AWS SDK variables (point them at a local emulator to test)
+  RUST_LOG, AWS_LAMBDA_LOG_LEVEL, AWS_LAMBDA_LOG_FORMAT   log filter and format";
+
+pub const DEFAULT_OUTPUT_PREFIX: &str = "thumbnails/";
+pub const DEFAULT_INPUT_PREFIX: &str = "uploads/";
+pub const DEFAULT_CACHE_CONTROL: &str = "public, max-age=31536000";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0} must be set")]
+    Missing(&'static str),
+    #[error("{var}: {reason}")]
+    Invalid { var: &'static str, reason: String },
+}
+
+/// A snapshot of the environment, so parsing is testable without touching process state.
+pub struct Env(HashMap<String, String>);
+
+impl Env {
+    pub fn from_process() -> Self {
+        Env(std::env::vars().collect())
+    }
+
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        Env(pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect())
+    }
+
+    /// The value of `var`, with surrounding blanks trimmed; empty counts as unset.
+    fn get(&self, var: &str) -> Option<&str> {
+        self.0.get(var).map(|v| v.trim()).filter(|v| !v.is_empty())
+    }
+
+    fn parse<T: std::str::FromStr>(&self, var: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.get(var) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|e| ConfigError::Invalid {
+                var,
+                reason: format!("`{v}`: {e}"),
+            }),
+        }
+    }
+}
+
+fn invalid(var: &'static str) -> impl Fn(PresetError) -> ConfigError {
+    move |e| ConfigError::Invalid {
+        var,
+        reason: e.to_string(),
+    }
+}
+
+/// The engine's settings from `THUMBS_*` and `MAX_INPUT_*`.
+pub fn render_settings(env: &Env) -> Result<RenderSettings, ConfigError> {
+    let positive = |var: &'static str, default: u64| -> Result<u64, ConfigError> {
+        match env.parse(var, default)? {
+            0 => Err(ConfigError::Invalid {
+                var,
+                reason: "must be greater than 0".into(),
+            }),
+            n => Ok(n),
+        }
+    };
+    let limits = Limits::default();
+    Ok(RenderSettings {
+        presets: parse_presets(env.get("THUMBS_PRESETS").unwrap_or(DEFAULT_PRESETS))
+            .map_err(invalid("THUMBS_PRESETS"))?,
+        formats: parse_formats(env.get("THUMBS_FORMATS").unwrap_or(DEFAULT_FORMATS))
+            .map_err(invalid("THUMBS_FORMATS"))?,
+        quality: parse_quality(env.get("THUMBS_QUALITY").unwrap_or(DEFAULT_QUALITY))
+            .map_err(invalid("THUMBS_QUALITY"))?,
+        limits: Limits {
+            max_bytes: positive("MAX_INPUT_BYTES", limits.max_bytes)?,
+            max_pixels: positive("MAX_INPUT_PIXELS", limits.max_pixels)?,
+        },
+        strategy: env.parse("THUMBS_STRATEGY", Strategy::default())?,
+    })
+}
+
+/// Settings of the worker and the Lambda function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineConfig {
+    pub output_bucket: String,
+    pub output_prefix: String,
+    pub input_prefix: String,
+    pub dlq_url: Option<String>,
+    pub cache_control: String,
+    pub render: RenderSettings,
+}
+
+impl PipelineConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let output_bucket = env
+            .get("OUTPUT_BUCKET")
+            .ok_or(ConfigError::Missing("OUTPUT_BUCKET"))?
+            .to_string();
+        let output_prefix = env.get("OUTPUT_PREFIX").unwrap_or(DEFAULT_OUTPUT_PREFIX);
+        let input_prefix = env.get("INPUT_PREFIX").unwrap_or(DEFAULT_INPUT_PREFIX);
+        // Without these rules a misconfiguration could make the function eat its own output.
+        if input_prefix.is_empty() || !input_prefix.ends_with('/') {
+            return Err(ConfigError::Invalid {
+                var: "INPUT_PREFIX",
+                reason: format!("`{input_prefix}` must be non-empty and end with `/`"),
+            });
+        }
+        if !output_prefix.is_empty() && !output_prefix.ends_with('/') {
+            return Err(ConfigError::Invalid {
+                var: "OUTPUT_PREFIX",
+                reason: format!("`{output_prefix}` must end with `/`"),
+            });
+        }
+        if output_prefix.starts_with(input_prefix) || input_prefix.starts_with(output_prefix) {
+            return Err(ConfigError::Invalid {
+                var: "OUTPUT_PREFIX",
+                reason: format!(
+                    "`{output_prefix}` overlaps INPUT_PREFIX `{input_prefix}`: outputs would trigger new work"
+                ),
+            });
+        }
+        Ok(PipelineConfig {
+            output_bucket,
+            output_prefix: output_prefix.to_string(),
+            input_prefix: input_prefix.to_string(),
+            dlq_url: env.get("DLQ_URL").map(str::to_string),
+            cache_control: env
+                .get("CACHE_CONTROL")
+                .unwrap_or(DEFAULT_CACHE_CONTROL)
+                .to_string(),
+            render: render_settings(env)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply_when_only_the_bucket_is_set() {
+        let cfg = PipelineConfig::from_env(&Env::from_pairs([("OUTPUT_BUCKET", "out")])).unwrap();
+        assert_eq!(cfg.output_prefix, "thumbnails/");
+        assert_eq!(cfg.input_prefix, "uploads/");
+        assert_eq!(cfg.dlq_url, None);
+        assert_eq!(cfg.render, RenderSettings::default());
+    }
+
+    #[test]
+    fn missing_output_bucket_is_named() {
+        let err = PipelineConfig::from_env(&Env::from_pairs([])).unwrap_err();
+        assert_eq!(err.to_string(), "OUTPUT_BUCKET must be set");
+    }
+
+    #[test]
+    fn overlapping_prefixes_are_refused() {
+        for (input, output) in [("uploads/", "uploads/thumbs/"), ("a/", ""), ("x/", "x/")] {
+            let env = Env::from_pairs([
+                ("OUTPUT_BUCKET", "b"),
+                ("INPUT_PREFIX", input),
+                ("OUTPUT_PREFIX", output),
+            ]);
+            assert!(
+                PipelineConfig::from_env(&env).is_err(),
+                "{input} vs {output}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let env = Env::from_pairs([("OUTPUT_BUCKET", "b"), ("MAX_INPUT_PIXELS", "lots")]);
+        let err = PipelineConfig::from_env(&env).unwrap_err().to_string();
+        assert!(err.starts_with("MAX_INPUT_PIXELS: `lots`"), "{err}");
+        let env = Env::from_pairs([("THUMBS_PRESETS", "thumb=150x150:cover,big=0")]);
+        let err = render_settings(&env).unwrap_err().to_string();
+        assert!(err.starts_with("THUMBS_PRESETS: preset `big=0`"), "{err}");
+        let env = Env::from_pairs([("MAX_INPUT_BYTES", "0")]);
+        assert!(render_settings(&env).is_err());
+    }
+}

@@ -1,0 +1,11 @@
+//! thumbs: S3 upload -> SQS -> thumbnails with libvips -> S3.
+//!
+//! Data flows one way: `notification` (SQS body -> object references) -> `batch` (one outcome
+//! per record) -> `render` (through `storage`) -> `storage` -> batch response. The `shell`
+//! modules (Lambda, worker, local files) are thin; nothing in `render` knows about AWS and
+//! nothing in the shells knows about libvips.
+
+pub mod config;
+pub mod render;
+pub mod shell;
+pub mod vips;

@@ -1,0 +1,83 @@
+//! `manifest.json`: what was made from one original, written beside its renditions.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Rendered, Rendition};
+
+/// Where the original came from: an S3 object or a local file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestSource {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    pub bytes: u64,
+    pub format: String,
+    /// As displayed, after EXIF orientation.
+    pub width: u32,
+    pub height: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestRendition {
+    pub preset: String,
+    pub format: String,
+    pub content_type: String,
+    pub width: u32,
+    pub height: u32,
+    pub bytes: u64,
+    /// Object key or file path of the rendition.
+    pub key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub source: ManifestSource,
+    /// ThumbHash (base64) to show while the real thumbnail loads.
+    pub placeholder: String,
+    pub renditions: Vec<ManifestRendition>,
+}
+
+impl Manifest {
+    /// Describe `rendered`; `origin` names the original (its size and shape are filled in
+    /// here), `key_of` says where each rendition is stored.
+    pub fn new(
+        rendered: &Rendered,
+        origin: ManifestSource,
+        key_of: impl Fn(&Rendition) -> String,
+    ) -> Self {
+        Manifest {
+            source: ManifestSource {
+                bytes: rendered.source_bytes,
+                format: rendered.source.format.to_string(),
+                width: rendered.source.width,
+                height: rendered.source.height,
+                ..origin
+            },
+            placeholder: rendered.placeholder.clone(),
+            renditions: rendered
+                .renditions
+                .iter()
+                .map(|r| ManifestRendition {
+                    preset: r.preset.clone(),
+                    format: r.format.to_string(),
+                    content_type: r.format.content_type().into(),
+                    width: r.width,
+                    height: r.height,
+                    bytes: r.bytes.len() as u64,
+                    key: key_of(r),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("manifest serialises")
+    }
+}

@@ -1,0 +1,3 @@
+//! Thin entry points over the same core: local files, the SQS worker, the Lambda function.
+
+pub mod render;

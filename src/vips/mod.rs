@@ -1,0 +1,536 @@
+//! The only unsafe code in the crate: a small safe layer over libvips' C API.
+//!
+//! We call libvips through the raw `libvips::bindings` module rather than the crate's typed
+//! `ops::*_with_opts` API. The typed API is generated from libvips 8.18 and passes every option
+//! by name, so on older libraries (Debian 12 ships 8.14) it fails at run time with
+//! "no property named 'keep'". The raw calls take options as name/value varargs that the
+//! installed libvips resolves, so we name only the options we need, and pick `strip` (before
+//! 8.15) or `keep` (8.15 on) by the version found at run time.
+#![allow(unsafe_code)]
+
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::marker::PhantomData;
+use std::ptr::{self, NonNull};
+use std::sync::OnceLock;
+
+use libvips::bindings as ffi;
+
+/// An error reported by libvips, with the text of its error buffer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct VipsError(pub String);
+
+pub type Result<T> = std::result::Result<T, VipsError>;
+
+/// Pass as a width or height to mean "no limit on this side".
+pub const UNBOUNDED: i32 = 10_000_000;
+
+/// Initialise libvips once per process for service use: no operation cache (a long-running
+/// process would otherwise keep decoded images alive) and untrusted loaders blocked.
+pub fn init() {
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| {
+        let name = c"thumbs";
+        // SAFETY: runs exactly once, before any other libvips call, with a valid C string.
+        unsafe {
+            if ffi::vips_init(name.as_ptr()) != 0 {
+                panic!("libvips failed to start: {}", take_error());
+            }
+            ffi::vips_cache_set_max(0);
+            ffi::vips_block_untrusted_set(1);
+        }
+    });
+}
+
+/// Library version as (major, minor, patch).
+pub fn version() -> (i32, i32, i32) {
+    init();
+    // SAFETY: vips_version only reads static numbers.
+    unsafe {
+        (
+            ffi::vips_version(0),
+            ffi::vips_version(1),
+            ffi::vips_version(2),
+        )
+    }
+}
+
+/// Set the number of threads libvips uses per image (0 = one per core).
+pub fn set_concurrency(threads: usize) {
+    init();
+    // SAFETY: a plain setter of a global; valid at any time after init.
+    unsafe { ffi::vips_concurrency_set(c_int::try_from(threads).unwrap_or(c_int::MAX)) }
+}
+
+/// Read and clear libvips' process-wide error buffer. Under concurrency it may also hold
+/// another thread's message: libvips offers nothing finer.
+fn take_error() -> String {
+    // SAFETY: vips_error_buffer returns a NUL-terminated string owned by libvips; we copy it
+    // before clearing.
+    let text = unsafe {
+        let text = CStr::from_ptr(ffi::vips_error_buffer())
+            .to_string_lossy()
+            .trim()
+            .to_string();
+        ffi::vips_error_clear();
+        text
+    };
+    if text.is_empty() {
+        "libvips failed without a message".into()
+    } else {
+        text.replace('\n', "; ")
+    }
+}
+
+/// The class name of the loader libvips picks for these bytes, decided from the bytes alone
+/// (e.g. `VipsForeignLoadJpegBuffer`); None when no unblocked loader recognises them.
+pub fn find_loader(bytes: &[u8]) -> Option<String> {
+    init();
+    // SAFETY: the pointer/length pair describes a live slice that libvips only reads.
+    let name = unsafe {
+        ffi::vips_foreign_find_load_buffer(bytes.as_ptr().cast(), bytes.len() as ffi::size_t)
+    };
+    if name.is_null() {
+        take_error(); // "not a known format" is an answer here, not an error to keep
+        return None;
+    }
+    // SAFETY: libvips returns a static, NUL-terminated class name.
+    Some(
+        unsafe { CStr::from_ptr(name) }
+            .to_string_lossy()
+            .into_owned(),
+    )
+}
+
+/// What to write: the saver is chosen by suffix; options are the few we set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Saver {
+    Jpeg { quality: i32 },
+    Webp { quality: i32 },
+    Avif { quality: i32 },
+}
+
+/// A libvips image. `'buf` ties images that still read lazily from an input buffer to that
+/// buffer (libvips does not copy it); `copy_memory` gives an independent `Image<'static>`.
+pub struct Image<'buf> {
+    ptr: NonNull<ffi::VipsImage>,
+    _source: PhantomData<&'buf [u8]>,
+}
+
+// SAFETY: a VipsImage is a reference-counted GObject; libvips allows moving it between threads
+// as long as one thread at a time uses it, which `&mut`-free, non-Sync `Image` guarantees.
+unsafe impl Send for Image<'_> {}
+
+impl Drop for Image<'_> {
+    fn drop(&mut self) {
+        // SAFETY: we own exactly one reference, taken when the image was created.
+        unsafe { ffi::g_object_unref(self.ptr.as_ptr().cast()) }
+    }
+}
+
+/// The crop strategy: attention-based for cover fits, none otherwise.
+fn interesting(cover: bool) -> c_int {
+    let strategy = if cover {
+        ffi::VipsInteresting_VIPS_INTERESTING_ATTENTION
+    } else {
+        ffi::VipsInteresting_VIPS_INTERESTING_NONE
+    };
+    strategy as c_int
+}
+
+/// Wrap the out-pointer of a libvips call that returned `status`.
+fn wrap<'b>(status: c_int, out: *mut ffi::VipsImage) -> Result<Image<'b>> {
+    match NonNull::new(out) {
+        Some(ptr) if status == 0 => Ok(Image {
+            ptr,
+            _source: PhantomData,
+        }),
+        Some(ptr) => {
+            // SAFETY: a failed call may still have produced an image we own; release it.
+            unsafe { ffi::g_object_unref(ptr.as_ptr().cast()) };
+            Err(VipsError(take_error()))
+        }
+        None => Err(VipsError(take_error())),
+    }
+}
+
+impl<'buf> Image<'buf> {
+    /// Open an image lazily: only the header is read, so this is cheap even for a file that
+    /// declares billions of pixels. Used to check limits before any decoding.
+    pub fn header(bytes: &'buf [u8]) -> Result<Image<'buf>> {
+        init();
+        // SAFETY: the slice outlives the image (lifetime 'buf); the option list is NULL-terminated.
+        let out = unsafe {
+            ffi::vips_image_new_from_buffer(
+                bytes.as_ptr().cast(),
+                bytes.len() as ffi::size_t,
+                c"".as_ptr(),
+                c"access".as_ptr(),
+                ffi::VipsAccess_VIPS_ACCESS_SEQUENTIAL as c_int,
+                ptr::null::<c_char>(),
+            )
+        };
+        wrap(0, out)
+    }
+
+    /// Decode with shrink-on-load to fit inside `width` x `height` (never upscaling), with EXIF
+    /// orientation applied and colour converted to sRGB through any embedded ICC profile; with
+    /// `cover`, fill the box and crop the overflow (attention strategy).
+    pub fn thumbnail(
+        bytes: &'buf [u8],
+        width: i32,
+        height: i32,
+        cover: bool,
+    ) -> Result<Image<'buf>> {
+        init();
+        let mut out: *mut ffi::VipsImage = ptr::null_mut();
+        // SAFETY: the slice outlives the image (lifetime 'buf) and libvips never writes through
+        // the pointer; the option list is NULL-terminated. `fail_on` must reach the loader
+        // through `option_string`: thumbnail_buffer ignores its own fail_on argument, and a
+        // truncated JPEG would otherwise render half grey.
+        let status = unsafe {
+            ffi::vips_thumbnail_buffer(
+                bytes.as_ptr() as *mut c_void,
+                bytes.len() as ffi::size_t,
+                &mut out,
+                width,
+                c"height".as_ptr(),
+                height,
+                c"size".as_ptr(),
+                ffi::VipsSize_VIPS_SIZE_DOWN as c_int,
+                c"crop".as_ptr(),
+                interesting(cover),
+                c"export_profile".as_ptr(),
+                c"srgb".as_ptr(),
+                c"option_string".as_ptr(),
+                c"fail_on=error".as_ptr(),
+                ptr::null::<c_char>(),
+            )
+        };
+        wrap(status, out)
+    }
+
+    /// Open an image for a full decode that fails on the first error (a truncated file is an
+    /// error, not a half-grey picture). Pixels are read when an operation needs them.
+    pub fn decode(bytes: &'buf [u8]) -> Result<Image<'buf>> {
+        init();
+        // SAFETY: the slice outlives the image (lifetime 'buf); the option list is NULL-terminated.
+        let out = unsafe {
+            ffi::vips_image_new_from_buffer(
+                bytes.as_ptr().cast(),
+                bytes.len() as ffi::size_t,
+                c"fail_on=error".as_ptr(),
+                ptr::null::<c_char>(),
+            )
+        };
+        wrap(0, out)
+    }
+
+    /// Convert to sRGB through the embedded ICC profile (or a generic CMYK one when there is
+    /// none). Used for CMYK, where libvips 8.14's thumbnail refuses some valid embedded
+    /// profiles ("profile incompatible with image") and silently uses its fallback instead.
+    pub fn icc_to_srgb(&self) -> Result<Image<'buf>> {
+        let mut out = ptr::null_mut();
+        // SAFETY: valid input; NULL-terminated option list.
+        let status = unsafe {
+            ffi::vips_icc_transform(
+                self.raw(),
+                &mut out,
+                c"srgb".as_ptr(),
+                c"embedded".as_ptr(),
+                1 as c_int,
+                c"input_profile".as_ptr(),
+                c"cmyk".as_ptr(),
+                ptr::null::<c_char>(),
+            )
+        };
+        wrap(status, out)
+    }
+
+    /// Apply the EXIF orientation to the pixels.
+    pub fn autorot(&self) -> Result<Image<'buf>> {
+        let mut out = ptr::null_mut();
+        // SAFETY: valid input; NULL-terminated option list.
+        let status = unsafe { ffi::vips_autorot(self.raw(), &mut out, ptr::null::<c_char>()) };
+        wrap(status, out)
+    }
+
+    pub fn is_cmyk(&self) -> bool {
+        // SAFETY: reads fields of a live image.
+        let interpretation = unsafe { ffi::vips_image_guess_interpretation(self.raw()) };
+        interpretation == ffi::VipsInterpretation_VIPS_INTERPRETATION_CMYK
+    }
+
+    fn raw(&self) -> *mut ffi::VipsImage {
+        self.ptr.as_ptr()
+    }
+
+    pub fn width(&self) -> u32 {
+        // SAFETY: reads a field of a live image.
+        unsafe { ffi::vips_image_get_width(self.raw()) }.max(0) as u32
+    }
+
+    pub fn height(&self) -> u32 {
+        // SAFETY: reads a field of a live image.
+        unsafe { ffi::vips_image_get_height(self.raw()) }.max(0) as u32
+    }
+
+    pub fn bands(&self) -> u32 {
+        // SAFETY: reads a field of a live image.
+        unsafe { ffi::vips_image_get_bands(self.raw()) }.max(0) as u32
+    }
+
+    pub fn has_alpha(&self) -> bool {
+        // SAFETY: reads fields of a live image.
+        unsafe { ffi::vips_image_hasalpha(self.raw()) != 0 }
+    }
+
+    /// True for 16-bit (or wider) pixel formats.
+    pub fn is_high_depth(&self) -> bool {
+        // SAFETY: reads a field of a live image.
+        let format = unsafe { ffi::vips_image_get_format(self.raw()) };
+        format != ffi::VipsBandFormat_VIPS_FORMAT_UCHAR
+            && format != ffi::VipsBandFormat_VIPS_FORMAT_CHAR
+    }
+
+    /// True when the pixels are one-band (plus alpha) greyscale.
+    pub fn is_grey(&self) -> bool {
+        // SAFETY: reads fields of a live image.
+        let interpretation = unsafe { ffi::vips_image_guess_interpretation(self.raw()) };
+        interpretation == ffi::VipsInterpretation_VIPS_INTERPRETATION_B_W
+            || interpretation == ffi::VipsInterpretation_VIPS_INTERPRETATION_GREY16
+    }
+
+    /// A metadata field as an integer, if present.
+    pub fn get_int(&self, name: &str) -> Option<i32> {
+        let name = CString::new(name).ok()?;
+        let mut value: c_int = 0;
+        // SAFETY: valid image and C string; libvips writes one int on success.
+        let status = unsafe { ffi::vips_image_get_int(self.raw(), name.as_ptr(), &mut value) };
+        if status == 0 {
+            Some(value)
+        } else {
+            take_error();
+            None
+        }
+    }
+
+    /// A metadata field as a string, if present.
+    pub fn get_string(&self, name: &str) -> Option<String> {
+        let name = CString::new(name).ok()?;
+        // SAFETY: vips_image_get_typeof only inspects the image's metadata table.
+        if unsafe { ffi::vips_image_get_typeof(self.raw(), name.as_ptr()) } == 0 {
+            return None;
+        }
+        let mut value: *const c_char = ptr::null();
+        // SAFETY: valid image and C string; the returned string is owned by the image and we
+        // copy it at once.
+        let status = unsafe { ffi::vips_image_get_string(self.raw(), name.as_ptr(), &mut value) };
+        if status != 0 || value.is_null() {
+            take_error();
+            return None;
+        }
+        // SAFETY: non-null, NUL-terminated, alive while self is.
+        Some(
+            unsafe { CStr::from_ptr(value) }
+                .to_string_lossy()
+                .into_owned(),
+        )
+    }
+
+    /// Shrink an already decoded image to fit `width` x `height` (never upscaling); with
+    /// `cover`, fill the box exactly and crop what spills over, keeping the most interesting
+    /// part (libvips' attention strategy).
+    pub fn resize(&self, width: i32, height: i32, cover: bool) -> Result<Image<'buf>> {
+        let mut out = ptr::null_mut();
+        // SAFETY: valid input image; NULL-terminated option list. Orientation was applied when
+        // decoding, so no_rotate keeps it from being applied twice.
+        let status = unsafe {
+            ffi::vips_thumbnail_image(
+                self.raw(),
+                &mut out,
+                width,
+                c"height".as_ptr(),
+                height,
+                c"size".as_ptr(),
+                ffi::VipsSize_VIPS_SIZE_DOWN as c_int,
+                c"crop".as_ptr(),
+                interesting(cover),
+                c"no_rotate".as_ptr(),
+                1 as c_int,
+                ptr::null::<c_char>(),
+            )
+        };
+        wrap(status, out)
+    }
+
+    /// Render the (lazy) pipeline into memory so the result can be read several times and no
+    /// longer depends on the input buffer.
+    pub fn copy_memory(&self) -> Result<Image<'static>> {
+        // SAFETY: valid input; returns a new reference we own, or NULL on error.
+        let out = unsafe { ffi::vips_image_copy_memory(self.raw()) };
+        wrap(0, out)
+    }
+
+    /// Convert to 8 bits per band, as sRGB or (for greyscale) B_W, keeping alpha.
+    pub fn to_8bit(&self) -> Result<Image<'buf>> {
+        let space = if self.is_grey() {
+            ffi::VipsInterpretation_VIPS_INTERPRETATION_B_W
+        } else {
+            ffi::VipsInterpretation_VIPS_INTERPRETATION_sRGB
+        };
+        let mut out = ptr::null_mut();
+        // SAFETY: valid input; NULL-terminated option list.
+        let status =
+            unsafe { ffi::vips_colourspace(self.raw(), &mut out, space, ptr::null::<c_char>()) };
+        wrap(status, out)
+    }
+
+    /// Convert to 8-bit sRGB with an alpha band (opaque where there was none).
+    pub fn to_srgba(&self) -> Result<Image<'buf>> {
+        let mut srgb = ptr::null_mut();
+        // SAFETY: valid input; NULL-terminated option list.
+        let status = unsafe {
+            ffi::vips_colourspace(
+                self.raw(),
+                &mut srgb,
+                ffi::VipsInterpretation_VIPS_INTERPRETATION_sRGB,
+                ptr::null::<c_char>(),
+            )
+        };
+        let srgb = wrap(status, srgb)?;
+        if srgb.bands() == 4 {
+            return Ok(srgb);
+        }
+        let mut out = ptr::null_mut();
+        // SAFETY: valid input; NULL-terminated option list.
+        let status = unsafe {
+            ffi::vips_bandjoin_const1(srgb.raw(), &mut out, 255.0, ptr::null::<c_char>())
+        };
+        wrap(status, out)
+    }
+
+    /// Composite the alpha band onto white and drop it (for formats without alpha).
+    pub fn flatten_white(&self) -> Result<Image<'buf>> {
+        let white = [255.0f64; 3];
+        // SAFETY: copies three doubles into a new refcounted array we release below.
+        let background = unsafe { ffi::vips_array_double_new(white.as_ptr(), 3) };
+        let mut out = ptr::null_mut();
+        // SAFETY: valid input and array; NULL-terminated option list. flatten takes its own
+        // reference to the array, so we drop ours after the call.
+        let status = unsafe {
+            let status = ffi::vips_flatten(
+                self.raw(),
+                &mut out,
+                c"background".as_ptr(),
+                background,
+                ptr::null::<c_char>(),
+            );
+            ffi::vips_area_unref(background.cast());
+            status
+        };
+        wrap(status, out)
+    }
+
+    /// Encode with no metadata kept (no EXIF, GPS, XMP or ICC in the output).
+    pub fn save(&self, saver: Saver) -> Result<Vec<u8>> {
+        // `strip` became `keep` in 8.15; we talk to both.
+        let (major, minor, _) = version();
+        let (no_metadata, no_metadata_value): (&CStr, c_int) = if (major, minor) >= (8, 15) {
+            (c"keep", 0) // VIPS_FOREIGN_KEEP_NONE
+        } else {
+            (c"strip", 1)
+        };
+        let mut buf: *mut c_void = ptr::null_mut();
+        let mut len: ffi::size_t = 0;
+        // SAFETY: valid image, out-pointers to locals, NULL-terminated option lists.
+        let status = unsafe {
+            match saver {
+                Saver::Jpeg { quality } => ffi::vips_image_write_to_buffer(
+                    self.raw(),
+                    c".jpg".as_ptr(),
+                    &mut buf,
+                    &mut len,
+                    c"Q".as_ptr(),
+                    quality as c_int,
+                    c"optimize_coding".as_ptr(),
+                    1 as c_int,
+                    no_metadata.as_ptr(),
+                    no_metadata_value,
+                    ptr::null::<c_char>(),
+                ),
+                Saver::Webp { quality } => ffi::vips_image_write_to_buffer(
+                    self.raw(),
+                    c".webp".as_ptr(),
+                    &mut buf,
+                    &mut len,
+                    c"Q".as_ptr(),
+                    quality as c_int,
+                    no_metadata.as_ptr(),
+                    no_metadata_value,
+                    ptr::null::<c_char>(),
+                ),
+                Saver::Avif { quality } => ffi::vips_image_write_to_buffer(
+                    self.raw(),
+                    c".avif".as_ptr(),
+                    &mut buf,
+                    &mut len,
+                    c"Q".as_ptr(),
+                    quality as c_int,
+                    c"compression".as_ptr(),
+                    ffi::VipsForeignHeifCompression_VIPS_FOREIGN_HEIF_COMPRESSION_AV1 as c_int,
+                    no_metadata.as_ptr(),
+                    no_metadata_value,
+                    ptr::null::<c_char>(),
+                ),
+            }
+        };
+        if status != 0 || buf.is_null() {
+            return Err(VipsError(take_error()));
+        }
+        // SAFETY: libvips allocated `len` bytes with g_malloc; we copy them, then free.
+        let bytes = unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), len as usize) }.to_vec();
+        // SAFETY: buf came from g_malloc and is not used again.
+        unsafe { ffi::g_free(buf) };
+        Ok(bytes)
+    }
+
+    /// The raw pixels of an image with `uchar` bands, row by row.
+    pub fn pixels(&self) -> Result<Vec<u8>> {
+        let mut len: ffi::size_t = 0;
+        // SAFETY: valid image; libvips returns a g_malloc'd buffer of `len` bytes or NULL.
+        let buf = unsafe { ffi::vips_image_write_to_memory(self.raw(), &mut len) };
+        if buf.is_null() {
+            return Err(VipsError(take_error()));
+        }
+        // SAFETY: `len` bytes were allocated by libvips; we copy them, then free.
+        let bytes = unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), len as usize) }.to_vec();
+        // SAFETY: buf came from g_malloc and is not used again.
+        unsafe { ffi::g_free(buf) };
+        Ok(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_is_at_least_8_14() {
+        let (major, minor, _) = version();
+        assert!((major, minor) >= (8, 14), "libvips {major}.{minor}");
+    }
+
+    #[test]
+    fn find_loader_rejects_text() {
+        assert_eq!(find_loader(b"hello, I am not an image"), None);
+    }
+
+    #[test]
+    fn header_error_carries_libvips_message() {
+        let err = Image::header(b"GIF89a")
+            .err()
+            .expect("a bare GIF signature must not open");
+        assert!(!err.0.is_empty());
+    }
+}
