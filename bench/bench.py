@@ -151,6 +151,7 @@ class RuntimeApi(ThreadingHTTPServer):
     def __init__(self):
         super().__init__(("127.0.0.1", 0), RuntimeHandler)
         self.event = None
+        self.generation = 0  # bumped per offer, so a killed process's pending GET gives up
         self.answered = threading.Event()
         self.pending = threading.Condition()
         self.t_answer = None
@@ -159,6 +160,7 @@ class RuntimeApi(ThreadingHTTPServer):
     def offer(self, event):
         with self.pending:
             self.event, self.t_answer, self.answer = event, None, None
+            self.generation += 1
             self.answered.clear()
             self.pending.notify_all()
 
@@ -172,10 +174,12 @@ class RuntimeHandler(BaseHTTPRequestHandler):
         if not self.path.endswith("/runtime/invocation/next"):
             return self.send_error(404)
         with srv.pending:
-            srv.pending.wait_for(lambda: srv.event is not None, timeout=120)
+            gen = srv.generation
+            srv.pending.wait_for(lambda: srv.event is not None or srv.generation != gen, 120)
+            if srv.generation != gen or srv.event is None:
+                self.close_connection = True
+                return
             event, srv.event = srv.event, None
-        if event is None:
-            return self.send_error(503)
         body = json.dumps(event).encode()
         self.send_response(200)
         self.send_header("Lambda-Runtime-Aws-Request-Id", "bench-1")
