@@ -257,7 +257,11 @@ def startup(trials, image):
                 t0 = time.monotonic()
                 p = subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-                ok = api.answered.wait(60)
+                deadline = time.monotonic() + 60
+                while not api.answered.wait(0.01) and p.poll() is None \
+                        and time.monotonic() < deadline:
+                    pass
+                ok = api.answered.is_set()
                 os.killpg(p.pid, signal.SIGKILL)
                 err = p.communicate()[1].decode()[-500:]
                 listed = s3.list_objects_v2(Bucket="bench-out", Prefix=f"thumbnails/start/{t}-")

@@ -186,6 +186,12 @@ def main():
             ms = [t["ms"] for t in trials if t["ok"]]
             L.append(f"| {name} | {med(ms):.0f} | {p95(ms):.0f} | {len(ms)}/{len(trials)} |")
         L.append("")
+        for name, trials in st.items():
+            bad = [t for t in trials if not t["ok"]]
+            if bad:
+                L.append(f"{name}: {len(bad)} trial(s) gave no good answer; the first one's "
+                         f"answer `{bad[0]['answer']}` and stderr tail:\n\n```\n"
+                         f"{bad[0]['stderr'].strip()[-400:]}\n```\n")
 
     L.append("## Cost per million images on Lambda arm64 (model)\n")
     L.append(f"Prices (US East, AWS public price lists, 2024-2025, not fetched live): Lambda arm64 "
@@ -236,13 +242,13 @@ def main():
     r18 = singles["elephants"]["thumbs"]["rss_max"] / singles["elephants"]["sharp"]["rss_max"]
     L.append(f"- Peak memory for an 18 MP JPEG <= 0.5x sharp: **{r18:.2f}x** "
              f"({'met' if r18 <= 0.5 else 'missed'}).")
-    if st:
+    if st and all(any(t["ok"] for t in trials) for trials in st.values()):
         tm = med([t["ms"] for t in st["thumbs"] if t["ok"]])
         nm = med([t["ms"] for t in st["node+sharp"] if t["ok"]])
         L.append(f"- Start-up <= 1/5 of Node: **{tm / nm:.2f}x** ({tm:.0f} vs {nm:.0f} ms; "
                  f"{'met' if tm <= nm / 5 else 'missed'}).")
     else:
-        L.append("- Start-up: not measured in this run.")
+        L.append("- Start-up: not measured in this run (see the start-up section).")
     libvips_ways = {k: one[k]["ms_per_image"] for k in one if k != "thumbs"}
     fastest = min(libvips_ways, key=libvips_ways.get)
     rel = t1["ms_per_image"] / libvips_ways[fastest]
