@@ -40,7 +40,7 @@ if [ "${1:-}" = "--sandbox" ]; then
     /.hermetic/qemu -d strace -D "/.hermetic/trace/$log.strace" /var/task/bootstrap "$@"
 fi
 
-scripts/apt.sh bubblewrap qemu-user-static binutils unzip
+scripts/apt.sh bubblewrap qemu-user-static binutils unzip patchelf
 scripts/venv.sh >&2
 work=$(mktemp -d /tmp/hermetic.XXXXXX)
 moto_pid=""
@@ -93,6 +93,16 @@ echo "hermetic: bootstrap is aarch64, interpreter /opt/lib/ld-linux-aarch64.so.1
   fail "bootstrap --help did not run in the sandbox"
 }
 echo "hermetic: bootstrap --help ran in the sandbox"
+# Negative control: with RUNPATH instead of RPATH, Lambda's LD_LIBRARY_PATH sends the loader to
+# the decoys first. If this starts, the decoys prove nothing.
+cp -a "$root" "$work/runpath"
+patchelf --set-rpath /opt/lib "$work/runpath/var/task/bootstrap"
+if "$0" --sandbox "$work/runpath" "$work" runpath --help >"$work/runpath.txt" 2>&1; then
+  fail "a RUNPATH bootstrap started despite the /lib64 decoys"
+fi
+grep -q '/lib64/' "$work/runpath.txt" || fail "RUNPATH control failed for another reason: $(head -c 300 "$work/runpath.txt")"
+rm -rf "$work/runpath"
+echo "hermetic: control: the same bootstrap with RUNPATH loads a /lib64 decoy and fails, as expected"
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 .venv/bin/moto_server -H 127.0.0.1 -p "$port" >"$work/moto.log" 2>&1 &
@@ -115,6 +125,7 @@ AWS_ENDPOINT_URL=http://127.0.0.1:$port AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS
 python3 - "$work"/trace/*.strace <<'EOF'
 import re, sys
 calls = re.compile(r'\b(open|openat|openat2|execve|stat|lstat|newfstatat|statx|access|faccessat|faccessat2|readlink|readlinkat)\((?:AT_FDCWD,|\d+,)?"([^"]*)"[^=\n]*(?:= (-?\d+))?')
+shared_object = re.compile(r"/[^/]+\.so(\.[0-9]+)*$")
 inside = ("/opt/", "/var/task/", "/tmp/", "/proc/", "/dev/")
 opened_outside, tried_outside, libs_outside, total = set(), set(), set(), 0
 lines = (line for name in sys.argv[1:] for line in open(name, errors="replace"))
@@ -124,7 +135,7 @@ for line in lines:
         if not path.startswith("/") or path.startswith(inside) or path in ("/opt", "/var/task", "/tmp"):
             continue
         tried_outside.add(path)
-        if ".so" in path:
+        if shared_object.search(path):
             libs_outside.add(path)
         if call.startswith("open") and ret and int(ret) >= 0:
             opened_outside.add(path)

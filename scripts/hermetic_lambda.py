@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -128,7 +129,8 @@ def sqs_records(sqs, queue_url, queue_arn, count):
             body = json.loads(m["Body"])
             if body.get("Event") == "s3:TestEvent":
                 continue
-            key = body["Records"][0]["s3"]["object"]["key"]
+            # S3 sends keys form-urlencoded (moto even encodes "/")
+            key = urllib.parse.unquote_plus(body["Records"][0]["s3"]["object"]["key"])
             records[key] = {
                 "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"],
                 "body": m["Body"], "attributes": m.get("Attributes", {}),
