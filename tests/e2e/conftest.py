@@ -103,7 +103,8 @@ class Proc:
         return self.p.poll() is None
 
     def log(self):
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return Path(self.log_path).read_text(errors="replace")
 
     def stop(self):

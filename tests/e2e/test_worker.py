@@ -2,6 +2,7 @@
 import json
 import signal
 import time
+import urllib.parse
 
 from conftest import FIXTURES, account, queue_counts, upload, wait_accounted, wait_until
 
@@ -54,7 +55,8 @@ def test_mixed_batch_only_bad_uploads_are_dead_lettered(aws, make_stack, start_w
         thumb = next(r for r in m["renditions"] if r["preset"] == "thumb")
         obj = s3.head_object(Bucket=res["output_bucket"], Key=thumb["key"])
         assert obj["ContentType"] == "image/webp"
-        assert obj["Metadata"]["source-key"] == key
+        # S3 metadata is ASCII only: a non-ASCII key must arrive encoded, and decode back
+        assert urllib.parse.unquote(obj["Metadata"]["source-key"]) == key
     wait_until(lambda: _settled(sqs, res), 30, what="the work queue to drain")
     assert worker.running()
 
