@@ -22,6 +22,7 @@ Environment:
   INPUT_PREFIX      worker/lambda: only keys under it are processed [default: uploads/]
   DLQ_URL           worker/lambda: queue that gets permanent failures at once, with the reason
                     (unset: they are left for the queue's redrive policy)
+  THUMBS_CONCURRENCY  worker/lambda: originals processed at once [default: number of cores]
   CACHE_CONTROL     Cache-Control of the renditions [default: public, max-age=31536000]
   VIPS_CONCURRENCY  libvips threads per image [default: one per core]
   VIPSHOME          where libvips looks for its modules (/opt in the Lambda layer)
@@ -109,6 +110,11 @@ pub fn render_settings(env: &Env) -> Result<RenderSettings, ConfigError> {
     })
 }
 
+/// One per core: rendering is CPU-bound.
+pub fn default_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// Settings of the worker and the Lambda function.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PipelineConfig {
@@ -117,6 +123,8 @@ pub struct PipelineConfig {
     pub input_prefix: String,
     pub dlq_url: Option<String>,
     pub cache_control: String,
+    /// Originals fetched and rendered at once.
+    pub concurrency: usize,
     pub render: RenderSettings,
 }
 
@@ -158,6 +166,9 @@ impl PipelineConfig {
                 .get("CACHE_CONTROL")
                 .unwrap_or(DEFAULT_CACHE_CONTROL)
                 .to_string(),
+            concurrency: env
+                .parse("THUMBS_CONCURRENCY", default_concurrency())?
+                .max(1),
             render: render_settings(env)?,
         })
     }
@@ -184,7 +195,11 @@ mod tests {
 
     #[test]
     fn overlapping_prefixes_are_refused() {
-        for (input, output) in [("uploads/", "uploads/thumbs/"), ("a/", ""), ("x/", "x/")] {
+        for (input, output) in [
+            ("uploads/", "uploads/thumbs/"),
+            ("uploads/x/", "uploads/"),
+            ("x/", "x/"),
+        ] {
             let env = Env::from_pairs([
                 ("OUTPUT_BUCKET", "b"),
                 ("INPUT_PREFIX", input),

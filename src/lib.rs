@@ -5,7 +5,15 @@
 //! modules (Lambda, worker, local files) are thin; nothing in `render` knows about AWS and
 //! nothing in the shells knows about libvips.
 
+pub mod batch;
 pub mod config;
+pub mod error;
+pub mod fetch;
+pub mod notification;
 pub mod render;
+pub mod report;
 pub mod shell;
+pub mod storage;
+pub mod store;
+pub mod telemetry;
 pub mod vips;

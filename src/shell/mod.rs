@@ -1,3 +1,35 @@
 //! Thin entry points over the same core: local files, the SQS worker, the Lambda function.
 
+pub mod lambda;
 pub mod render;
+pub mod worker;
+
+use std::sync::Arc;
+
+use crate::batch::Pipeline;
+use crate::config::PipelineConfig;
+use crate::report::SqsDeadLetters;
+use crate::storage::S3Store;
+
+/// What the worker and the Lambda function share: the pipeline over S3, the SQS client, and
+/// the dead-letter queue when `DLQ_URL` is set.
+pub struct Connected {
+    pub pipeline: Arc<Pipeline<S3Store>>,
+    pub sqs: aws_sdk_sqs::Client,
+    pub dlq: Option<SqsDeadLetters>,
+}
+
+/// Build the AWS clients from the standard environment (region, credentials, endpoints).
+pub async fn connect(config: PipelineConfig) -> Connected {
+    let sdk = aws_config::load_from_env().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let dlq = config
+        .dlq_url
+        .clone()
+        .map(|url| SqsDeadLetters::new(sqs.clone(), url));
+    Connected {
+        pipeline: Pipeline::new(S3Store::new(&sdk), config.clone(), config.concurrency),
+        sqs,
+        dlq,
+    }
+}

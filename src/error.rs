@@ -1,0 +1,69 @@
+//! The one failure type the pipeline reports: what went wrong, and whether a retry can help.
+
+use crate::render::RenderError;
+use crate::storage::StorageError;
+
+/// A failed record. `kind` is short and stable (logs, metrics, the DLQ's `ErrorKind`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct Failure {
+    pub kind: &'static str,
+    pub message: String,
+    /// Retryable failures go back to the queue; permanent ones to the dead-letter queue at once.
+    pub retryable: bool,
+}
+
+impl Failure {
+    pub fn permanent(kind: &'static str, message: impl Into<String>) -> Self {
+        Failure {
+            kind,
+            message: message.into(),
+            retryable: false,
+        }
+    }
+
+    pub fn retryable(kind: &'static str, message: impl Into<String>) -> Self {
+        Failure {
+            kind,
+            message: message.into(),
+            retryable: true,
+        }
+    }
+}
+
+impl From<RenderError> for Failure {
+    fn from(e: RenderError) -> Self {
+        Failure::permanent(e.kind(), e.to_string())
+    }
+}
+
+impl From<StorageError> for Failure {
+    fn from(e: StorageError) -> Self {
+        let kind = match &e {
+            StorageError::NotFound => "not_found",
+            StorageError::AccessDenied(_) => "access_denied",
+            StorageError::TooLarge { .. } => "too_large",
+            StorageError::Transient(_) => "storage_unavailable",
+            StorageError::Other(_) => "storage",
+        };
+        Failure {
+            kind,
+            retryable: e.is_retryable(),
+            message: e.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_transient_storage_errors_are_retryable() {
+        assert!(Failure::from(StorageError::Transient("503".into())).retryable);
+        assert!(!Failure::from(StorageError::NotFound).retryable);
+        assert!(!Failure::from(StorageError::AccessDenied("x".into())).retryable);
+        assert!(!Failure::from(RenderError::Empty).retryable);
+        assert_eq!(Failure::from(RenderError::Empty).kind, "empty");
+    }
+}

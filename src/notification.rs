@@ -1,0 +1,247 @@
+//! SQS message body -> the objects it announces.
+//!
+//! Parsed loosely on purpose: real S3 sends `userIdentity`, `requestParameters` and friends,
+//! moto and LocalStack leave some out, so we read only the fields we use. Handles every record
+//! of a message, `s3:TestEvent` (sent when a notification is configured) and S3 events wrapped
+//! in an SNS envelope (S3 -> SNS -> SQS fan-out).
+
+use percent_encoding::percent_decode_str;
+use serde_json::Value;
+
+/// A reference to one stored object, as announced by S3.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRef {
+    pub bucket: String,
+    /// The decoded key, exactly as stored (`+` and `%XX` already resolved).
+    pub key: String,
+    pub size: Option<u64>,
+    pub etag: Option<String>,
+    pub version_id: Option<String>,
+}
+
+/// One record of a notification.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    /// An object was created: work to do. `raw` is the record as received, kept so a failure
+    /// can be dead-lettered as a message that a redrive replays for just this object.
+    Created { object: ObjectRef, raw: Value },
+    /// Another event type (e.g. ObjectRemoved): nothing to do.
+    Ignored { event: String },
+    /// A record we cannot use (no bucket, a key that does not decode).
+    Invalid { reason: String, raw: Value },
+}
+
+/// What an SQS message body holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notification {
+    /// S3's test message, sent when the notification is configured: acknowledge and skip.
+    TestEvent,
+    Records(Vec<Record>),
+}
+
+/// The body is not an S3 notification at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not an S3 event notification: {0}")]
+pub struct MalformedBody(pub String);
+
+/// Decode an S3 event key: `+` means a space, then `%XX` escapes (UTF-8).
+pub fn decode_key(raw: &str) -> Result<String, String> {
+    percent_decode_str(&raw.replace('+', " "))
+        .decode_utf8()
+        .map(|k| k.into_owned())
+        .map_err(|_| format!("key `{raw}` does not decode to UTF-8"))
+}
+
+/// Parse one SQS message body.
+pub fn parse(body: &str) -> Result<Notification, MalformedBody> {
+    let value: Value =
+        serde_json::from_str(body).map_err(|e| MalformedBody(format!("invalid JSON ({e})")))?;
+    parse_value(&value, true)
+}
+
+fn parse_value(value: &Value, allow_envelope: bool) -> Result<Notification, MalformedBody> {
+    if value.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
+        return Ok(Notification::TestEvent);
+    }
+    if let Some(records) = value.get("Records") {
+        let records = records
+            .as_array()
+            .ok_or_else(|| MalformedBody("`Records` is not a list".into()))?;
+        return Ok(Notification::Records(
+            records.iter().map(parse_record).collect(),
+        ));
+    }
+    // SNS envelope: the S3 event is a JSON string in `Message`.
+    if allow_envelope && value.get("Type").and_then(Value::as_str) == Some("Notification") {
+        if let Some(inner) = value.get("Message").and_then(Value::as_str) {
+            let inner: Value = serde_json::from_str(inner)
+                .map_err(|e| MalformedBody(format!("SNS message is not JSON ({e})")))?;
+            return parse_value(&inner, false);
+        }
+    }
+    Err(MalformedBody("no `Records` list".into()))
+}
+
+fn parse_record(raw: &Value) -> Record {
+    let event = raw
+        .get("eventName")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    // S3 names them "ObjectCreated:Put"; some emulators drop the "s3:" or keep it.
+    if !event
+        .trim_start_matches("s3:")
+        .starts_with("ObjectCreated:")
+    {
+        return Record::Ignored {
+            event: event.to_string(),
+        };
+    }
+    let invalid = |reason: &str| Record::Invalid {
+        reason: reason.to_string(),
+        raw: raw.clone(),
+    };
+    let s3 = &raw["s3"];
+    let Some(bucket) = s3["bucket"]["name"].as_str().filter(|b| !b.is_empty()) else {
+        return invalid("record has no s3.bucket.name");
+    };
+    let Some(raw_key) = s3["object"]["key"].as_str().filter(|k| !k.is_empty()) else {
+        return invalid("record has no s3.object.key");
+    };
+    let key = match decode_key(raw_key) {
+        Ok(key) => key,
+        Err(reason) => return invalid(&reason),
+    };
+    let text = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
+    Record::Created {
+        object: ObjectRef {
+            bucket: bucket.to_string(),
+            key,
+            size: s3["object"]["size"].as_u64(),
+            etag: text(&s3["object"]["eTag"]),
+            version_id: text(&s3["object"]["versionId"]),
+        },
+        raw: raw.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(format!(
+            "{}/tests/fixtures/events/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    fn created(n: &Notification) -> Vec<ObjectRef> {
+        match n {
+            Notification::Records(records) => records
+                .iter()
+                .filter_map(|r| match r {
+                    Record::Created { object, .. } => Some(object.clone()),
+                    _ => None,
+                })
+                .collect(),
+            Notification::TestEvent => vec![],
+        }
+    }
+
+    #[test]
+    fn keys_decode_plus_as_space_then_percent_escapes() {
+        assert_eq!(
+            decode_key("uploads/my+photo.jpg").unwrap(),
+            "uploads/my photo.jpg"
+        );
+        assert_eq!(decode_key("uploads/a%2Bb.jpg").unwrap(), "uploads/a+b.jpg");
+        assert_eq!(
+            decode_key("uploads%2Fnested%2Fx.jpg").unwrap(),
+            "uploads/nested/x.jpg"
+        );
+        assert_eq!(
+            decode_key("uploads/caf%C3%A9+%E5%86%99%E7%9C%9F.jpg").unwrap(),
+            "uploads/café 写真.jpg"
+        );
+        assert!(decode_key("uploads/%FF.jpg").is_err());
+    }
+
+    #[test]
+    fn real_s3_put_event_gives_one_object_with_decoded_key() {
+        let n = parse(&fixture("s3-put.json")).unwrap();
+        let objects = created(&n);
+        assert_eq!(objects.len(), 1);
+        assert_eq!(objects[0].bucket, "thumbs-demo-input");
+        assert_eq!(objects[0].key, "uploads/holiday photos/beach day+1.jpg");
+        assert_eq!(objects[0].size, Some(1024));
+        assert_eq!(
+            objects[0].etag.as_deref(),
+            Some("0123456789abcdef0123456789abcdef")
+        );
+    }
+
+    #[test]
+    fn moto_body_without_user_identity_parses() {
+        let objects = created(&parse(&fixture("moto-put.json")).unwrap());
+        assert_eq!(objects.len(), 1);
+        assert_eq!(objects[0].key, "uploads/nested/a b.jpg");
+    }
+
+    #[test]
+    fn every_record_of_a_message_is_returned() {
+        let objects = created(&parse(&fixture("s3-multi-record.json")).unwrap());
+        let keys: Vec<_> = objects.iter().map(|o| o.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["uploads/one.jpg", "uploads/two.png", "uploads/three.heic"]
+        );
+    }
+
+    #[test]
+    fn test_event_is_recognised() {
+        assert_eq!(
+            parse(&fixture("s3-test-event.json")).unwrap(),
+            Notification::TestEvent
+        );
+    }
+
+    #[test]
+    fn removal_events_are_ignored() {
+        let n = parse(&fixture("s3-delete.json")).unwrap();
+        assert!(
+            matches!(&n, Notification::Records(r) if matches!(r[..], [Record::Ignored { .. }]))
+        );
+    }
+
+    #[test]
+    fn sns_wrapped_events_are_unwrapped() {
+        let objects = created(&parse(&fixture("sns-wrapped-put.json")).unwrap());
+        assert_eq!(objects[0].key, "uploads/from sns.jpg");
+    }
+
+    #[test]
+    fn bodies_that_are_not_s3_events_are_malformed() {
+        for body in [
+            "",
+            "not json",
+            "{}",
+            r#"{"Records": 3}"#,
+            "[1,2]",
+            r#"{"hello":"world"}"#,
+        ] {
+            assert!(parse(body).is_err(), "{body:?}");
+        }
+    }
+
+    #[test]
+    fn records_without_bucket_or_key_are_invalid_not_fatal() {
+        let body = r#"{"Records":[{"eventName":"ObjectCreated:Put","s3":{"object":{"key":"uploads/x.jpg"}}},
+            {"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"uploads/ok.jpg"}}}]}"#;
+        let Notification::Records(records) = parse(body).unwrap() else {
+            panic!("records expected")
+        };
+        assert!(matches!(records[0], Record::Invalid { .. }));
+        assert!(matches!(records[1], Record::Created { .. }));
+    }
+}
