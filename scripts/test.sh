@@ -28,3 +28,6 @@ cargo test --release --locked
 
 step "end-to-end tests of the binary: worker, faults, load, Lambda shell (pytest)"
 THUMBS_BIN=target/release/thumbs .venv/bin/python -m pytest -q tests/e2e
+
+step "infrastructure: cfn-lint, checkov, template assertions, deploy to moto"
+scripts/test-infra.sh

@@ -237,3 +237,197 @@ fn dead_letter(
         source_message_id: message_id.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Env;
+    use crate::report::{settle, MemoryDeadLetters};
+    use crate::storage::{MemoryStore, StorageError};
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/tests/fixtures/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    fn pipeline() -> Arc<Pipeline<MemoryStore>> {
+        let config =
+            PipelineConfig::from_env(&Env::from_pairs([("OUTPUT_BUCKET", "out")])).unwrap();
+        Pipeline::new(MemoryStore::default(), config, 2)
+    }
+
+    /// An SQS message carrying an S3 notification for these (already encoded) keys.
+    fn message(id: &str, keys: &[&str]) -> Message {
+        let records: Vec<Value> = keys
+            .iter()
+            .map(|k| json!({"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "in"}, "object": {"key": k}}}))
+            .collect();
+        Message {
+            id: id.into(),
+            body: json!({ "Records": records }).to_string(),
+        }
+    }
+
+    #[tokio::test]
+    async fn every_record_of_a_message_is_rendered() {
+        let p = pipeline();
+        p.store
+            .insert("in", "uploads/a.jpg", fixture("landscape.jpg"));
+        p.store
+            .insert("in", "uploads/b c.png", fixture("alpha.png"));
+        let outcomes = p
+            .process_batch(vec![message("m1", &["uploads/a.jpg", "uploads/b+c.png"])])
+            .await;
+        assert_eq!(outcomes[0].rendered, 2);
+        assert!(outcomes[0].dead_letters.is_empty() && outcomes[0].retry.is_none());
+        let keys = p.store.keys("out");
+        for folder in ["thumbnails/a.jpg/", "thumbnails/b c.png/"] {
+            for file in ["thumb.webp", "small.webp", "large.webp", "manifest.json"] {
+                assert!(
+                    keys.contains(&format!("{folder}{file}")),
+                    "{folder}{file} in {keys:?}"
+                );
+            }
+        }
+        let thumb = p
+            .store
+            .object("out", "thumbnails/a.jpg/thumb.webp")
+            .unwrap();
+        assert_eq!(thumb.content_type, "image/webp");
+        assert_eq!(thumb.cache_control, "public, max-age=31536000");
+        assert_eq!(thumb.metadata["source-key"], "uploads/a.jpg");
+    }
+
+    #[tokio::test]
+    async fn one_bad_record_does_not_take_the_batch_down() {
+        let p = pipeline();
+        p.store
+            .insert("in", "uploads/good.jpg", fixture("landscape.jpg"));
+        p.store
+            .insert("in", "uploads/bad.jpg", fixture("truncated.jpg"));
+        let messages = vec![
+            message("good", &["uploads/good.jpg"]),
+            message("bad", &["uploads/bad.jpg"]),
+            message("missing", &["uploads/nope.jpg"]),
+            message("outside", &["elsewhere/x.jpg"]),
+            Message {
+                id: "junk".into(),
+                body: "hello".into(),
+            },
+        ];
+        let outcomes = p.process_batch(messages).await;
+        let kinds: Vec<Vec<&str>> = outcomes
+            .iter()
+            .map(|o| o.dead_letters.iter().map(|d| d.failure.kind).collect())
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                vec![],
+                vec!["corrupt"],
+                vec!["not_found"],
+                vec!["outside_prefix"],
+                vec!["malformed_message"]
+            ]
+        );
+        assert_eq!(outcomes[0].rendered, 1);
+        let dlq = MemoryDeadLetters::default();
+        let report = settle(outcomes, Some(&dlq)).await;
+        assert_eq!(report.done, ["good", "bad", "missing", "outside", "junk"]);
+        assert!(report.failed.is_empty());
+        let letters = dlq.letters.lock().unwrap();
+        assert_eq!(letters[0].key.as_deref(), Some("uploads/bad.jpg"));
+        // The dead letter replays just the failed record.
+        let replay: Value = serde_json::from_str(&letters[0].body).unwrap();
+        assert_eq!(
+            replay["Records"][0]["s3"]["object"]["key"],
+            "uploads/bad.jpg"
+        );
+        assert_eq!(letters.len(), 4);
+        assert_eq!(letters[3].body, "hello");
+    }
+
+    #[tokio::test]
+    async fn transient_storage_errors_hand_the_message_back() {
+        let p = pipeline();
+        p.store
+            .insert("in", "uploads/a.jpg", fixture("landscape.jpg"));
+        p.store
+            .fail_next([StorageError::Transient("503 SlowDown".into())]);
+        let outcomes = p
+            .process_batch(vec![message("m", &["uploads/a.jpg"])])
+            .await;
+        assert_eq!(
+            outcomes[0].retry.as_ref().map(|f| f.kind),
+            Some("storage_unavailable")
+        );
+        let report = settle(outcomes, Some(&MemoryDeadLetters::default())).await;
+        assert_eq!(report.failed, ["m"]);
+        // The retry succeeds.
+        let outcomes = p
+            .process_batch(vec![message("m", &["uploads/a.jpg"])])
+            .await;
+        assert_eq!(outcomes[0].rendered, 1);
+    }
+
+    #[tokio::test]
+    async fn permanent_failures_are_handed_back_when_the_dlq_cannot_take_them() {
+        let p = pipeline();
+        let outcomes = p
+            .process_batch(vec![message("m", &["uploads/missing.jpg"])])
+            .await;
+        let no_dlq: Option<&MemoryDeadLetters> = None;
+        assert_eq!(settle(outcomes.clone(), no_dlq).await.failed, ["m"]);
+        let broken = MemoryDeadLetters::default();
+        broken
+            .unavailable
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(settle(outcomes, Some(&broken)).await.failed, ["m"]);
+    }
+
+    #[tokio::test]
+    async fn test_events_and_removals_are_acknowledged_without_work() {
+        let p = pipeline();
+        let test_event = Message {
+            id: "t".into(),
+            body: json!({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "in"})
+                .to_string(),
+        };
+        let removal = Message {
+            id: "r".into(),
+            body: json!({"Records": [{"eventName": "ObjectRemoved:Delete", "s3": {"bucket": {"name": "in"}, "object": {"key": "uploads/x"}}}]}).to_string(),
+        };
+        let outcomes = p.process_batch(vec![test_event, removal]).await;
+        assert!(outcomes
+            .iter()
+            .all(|o| o.skipped == 1 && o.dead_letters.is_empty() && o.retry.is_none()));
+        assert!(p.store.keys("out").is_empty());
+    }
+
+    #[tokio::test]
+    async fn duplicate_delivery_rewrites_the_same_objects() {
+        let p = pipeline();
+        p.store
+            .insert("in", "uploads/a.jpg", fixture("landscape.jpg"));
+        p.process_batch(vec![message("m", &["uploads/a.jpg"])])
+            .await;
+        let first: Vec<_> = p
+            .store
+            .keys("out")
+            .iter()
+            .map(|k| p.store.object("out", k).unwrap())
+            .collect();
+        p.process_batch(vec![message("m", &["uploads/a.jpg"])])
+            .await;
+        let second: Vec<_> = p
+            .store
+            .keys("out")
+            .iter()
+            .map(|k| p.store.object("out", k).unwrap())
+            .collect();
+        assert_eq!(first, second);
+    }
+}

@@ -8,6 +8,7 @@
 mod manifest;
 mod preset;
 mod probe;
+mod webp;
 
 pub use manifest::{Manifest, ManifestRendition, ManifestSource};
 pub use preset::{
@@ -102,8 +103,10 @@ impl RenderSettings {
     /// (AVIF needs libheif with an AV1 encoder).
     pub fn check_encoders(&self) -> Result<(), RenderError> {
         let probe_image = include_bytes!("probe.png");
-        let image =
-            Image::thumbnail(probe_image, 8, 8, false).map_err(|e| RenderError::Corrupt(e.0))?;
+        // In memory, so it can be encoded more than once.
+        let image = Image::thumbnail(probe_image, 8, 8, false)
+            .and_then(|i| i.copy_memory())
+            .map_err(|e| RenderError::Corrupt(e.0))?;
         for &format in &self.formats {
             image
                 .save(self.saver(format))
@@ -176,6 +179,7 @@ pub fn render(bytes: &[u8], settings: &RenderSettings) -> Result<Rendered, Rende
         let image = match settings.strategy {
             Strategy::PerPreset if !source.cmyk => {
                 Image::thumbnail(bytes, preset.width as i32, height, cover)
+                    .and_then(|i| i.without_metadata())
                     .and_then(|i| i.copy_memory())
                     .and_then(to_8bit)
             }
@@ -194,12 +198,16 @@ pub fn render(bytes: &[u8], settings: &RenderSettings) -> Result<Rendered, Rende
                 Some(flat) if !format.has_alpha() => flat,
                 _ => &image,
             };
-            let encoded = input
-                .save(settings.saver(format))
-                .map_err(|e| RenderError::Encode {
-                    format,
-                    message: e.0,
-                })?;
+            let mut encoded =
+                input
+                    .save(settings.saver(format))
+                    .map_err(|e| RenderError::Encode {
+                        format,
+                        message: e.0,
+                    })?;
+            if format == Format::Webp {
+                encoded = webp::strip_metadata(encoded);
+            }
             renditions.push(Rendition {
                 preset: preset.name.clone(),
                 format,
@@ -229,7 +237,7 @@ fn decode_base(bytes: &[u8], source: &Probe, width: i32) -> vips::Result<Image<'
     } else {
         Image::thumbnail(bytes, width, UNBOUNDED, false)?
     };
-    to_8bit(image.copy_memory()?)
+    to_8bit(image.without_metadata()?.copy_memory()?)
 }
 
 fn to_8bit(image: Image) -> vips::Result<Image> {

@@ -128,6 +128,19 @@ impl Drop for Image<'_> {
     }
 }
 
+/// Fields that describe the camera, the place or the colour profile, rather than the pixels.
+fn is_metadata(field: &str) -> bool {
+    const PREFIXES: [&str; 6] = [
+        "exif-",
+        "xmp-",
+        "iptc-",
+        "icc-",
+        "photoshop-",
+        "orientation",
+    ];
+    PREFIXES.iter().any(|p| field.starts_with(p))
+}
+
 /// The crop strategy: attention-based for cover fits, none otherwise.
 fn interesting(cover: bool) -> c_int {
     let strategy = if cover {
@@ -315,13 +328,21 @@ impl<'buf> Image<'buf> {
         }
     }
 
+    /// Whether a metadata field (EXIF, XMP, ICC profile, ...) is attached.
+    pub fn has_field(&self, name: &str) -> bool {
+        let Ok(name) = CString::new(name) else {
+            return false;
+        };
+        // SAFETY: vips_image_get_typeof only inspects the image's metadata table.
+        unsafe { ffi::vips_image_get_typeof(self.raw(), name.as_ptr()) != 0 }
+    }
+
     /// A metadata field as a string, if present.
     pub fn get_string(&self, name: &str) -> Option<String> {
-        let name = CString::new(name).ok()?;
-        // SAFETY: vips_image_get_typeof only inspects the image's metadata table.
-        if unsafe { ffi::vips_image_get_typeof(self.raw(), name.as_ptr()) } == 0 {
+        if !self.has_field(name) {
             return None;
         }
+        let name = CString::new(name).ok()?;
         let mut value: *const c_char = ptr::null();
         // SAFETY: valid image and C string; the returned string is owned by the image and we
         // copy it at once.
@@ -430,6 +451,33 @@ impl<'buf> Image<'buf> {
             status
         };
         wrap(status, out)
+    }
+
+    /// A copy without EXIF, XMP, IPTC or ICC metadata. Needed beyond the savers' own
+    /// `strip`: Debian's libvips 8.14.1 webpsave ignores `strip` and writes EXIF and ICC.
+    pub fn without_metadata(&self) -> Result<Image<'buf>> {
+        let mut out = ptr::null_mut();
+        // SAFETY: valid input; NULL-terminated option list.
+        let status = unsafe { ffi::vips_copy(self.raw(), &mut out, ptr::null::<c_char>()) };
+        let copy: Image<'buf> = wrap(status, out)?;
+        // SAFETY: get_fields returns a NULL-terminated array of owned strings that we free with
+        // g_strfreev after use; removing fields of our own fresh copy is allowed.
+        unsafe {
+            let fields = ffi::vips_image_get_fields(copy.raw());
+            if !fields.is_null() {
+                let mut i = 0;
+                while !(*fields.add(i)).is_null() {
+                    let name = *fields.add(i);
+                    let text = CStr::from_ptr(name).to_string_lossy();
+                    if is_metadata(&text) {
+                        ffi::vips_image_remove(copy.raw(), name);
+                    }
+                    i += 1;
+                }
+                ffi::g_strfreev(fields);
+            }
+        }
+        Ok(copy)
     }
 
     /// Encode with no metadata kept (no EXIF, GPS, XMP or ICC in the output).
