@@ -1,0 +1,274 @@
+//! Integration tests of the S3 storage, the SQS dead-letter queue and the Lambda handler
+//! against a local AWS emulator (moto). `make test` starts one and sets `AWS_ENDPOINT_URL`;
+//! by hand: `eval "$(scripts/local-aws.sh up)"`. Each test makes its own uuid-named buckets
+//! and queues.
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use thumbs::batch::Pipeline;
+use thumbs::config::{Env, PipelineConfig};
+use thumbs::notification::ObjectRef;
+use thumbs::report::SqsDeadLetters;
+use thumbs::shell::lambda;
+use thumbs::storage::{ObjectStore, S3Store, StorageError};
+
+struct Local {
+    sdk: aws_config::SdkConfig,
+    s3: aws_sdk_s3::Client,
+    sqs: aws_sdk_sqs::Client,
+    input: String,
+    output: String,
+    dlq_url: String,
+}
+
+async fn local() -> Local {
+    assert!(
+        std::env::var_os("AWS_ENDPOINT_URL").is_some(),
+        "AWS_ENDPOINT_URL is not set: start the emulator with `eval \"$(scripts/local-aws.sh up)\"` (make test does)"
+    );
+    let sdk = aws_config::load_from_env().await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let (input, output) = (format!("in-{id}"), format!("out-{id}"));
+    for bucket in [&input, &output] {
+        s3.create_bucket().bucket(bucket).send().await.unwrap();
+    }
+    let dlq_url = sqs
+        .create_queue()
+        .queue_name(format!("dlq-{id}"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    Local {
+        sdk,
+        s3,
+        sqs,
+        input,
+        output,
+        dlq_url,
+    }
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+impl Local {
+    async fn upload(&self, key: &str, body: Vec<u8>) {
+        self.s3
+            .put_object()
+            .bucket(&self.input)
+            .key(key)
+            .body(body.into())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    fn object(&self, key: &str) -> ObjectRef {
+        ObjectRef {
+            bucket: self.input.clone(),
+            key: key.into(),
+            size: None,
+            etag: None,
+            version_id: None,
+        }
+    }
+
+    fn config(&self) -> PipelineConfig {
+        PipelineConfig::from_env(&Env::from_pairs([
+            ("OUTPUT_BUCKET", self.output.as_str()),
+            ("DLQ_URL", self.dlq_url.as_str()),
+        ]))
+        .unwrap()
+    }
+
+    async fn output_keys(&self) -> Vec<String> {
+        let listed = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.output)
+            .send()
+            .await
+            .unwrap();
+        let mut keys: Vec<String> = listed
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_string))
+            .collect();
+        keys.sort();
+        keys
+    }
+}
+
+#[tokio::test]
+async fn s3_store_reports_missing_objects_as_not_found() {
+    let local = local().await;
+    let store = S3Store::new(&local.sdk);
+    let err = store
+        .get(&local.object("uploads/nope.jpg"), 1 << 20)
+        .await
+        .unwrap_err();
+    assert_eq!(err, StorageError::NotFound);
+}
+
+#[tokio::test]
+async fn s3_store_refuses_objects_over_the_byte_limit() {
+    let local = local().await;
+    local.upload("uploads/big.jpg", vec![0u8; 5000]).await;
+    let store = S3Store::new(&local.sdk);
+    let err = store
+        .get(&local.object("uploads/big.jpg"), 4999)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        StorageError::TooLarge {
+            bytes: 5000,
+            max: 4999
+        }
+    );
+    let fetched = store
+        .get(&local.object("uploads/big.jpg"), 5000)
+        .await
+        .unwrap();
+    assert_eq!(fetched.bytes.len(), 5000);
+    assert!(fetched.etag.is_some_and(|e| !e.contains('"')));
+}
+
+#[tokio::test]
+async fn unreachable_endpoint_is_a_retryable_failure() {
+    let local = local().await;
+    // Nothing listens on the discard port.
+    let sdk = aws_config::from_env()
+        .endpoint_url("http://127.0.0.1:9")
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await;
+    let err = S3Store::new(&sdk)
+        .get(&local.object("uploads/x.jpg"), 100)
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err:?}");
+}
+
+#[tokio::test]
+async fn lambda_handler_renders_to_s3_and_dead_letters_the_corrupt_upload() {
+    let local = local().await;
+    local
+        .upload(
+            "uploads/holiday photos/beach day+1.jpg",
+            fixture("landscape.jpg"),
+        )
+        .await;
+    local
+        .upload("uploads/broken.jpg", fixture("truncated.jpg"))
+        .await;
+    let pipeline = Pipeline::new(S3Store::new(&local.sdk), local.config(), 2);
+    let dlq = SqsDeadLetters::new(local.sqs.clone(), local.dlq_url.clone());
+
+    // A real S3 notification (tests/fixtures/events), pointed at this test's bucket, plus a
+    // corrupt upload and a test event, as Lambda delivers them.
+    let mut event: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!(
+            "{}/tests/fixtures/events/sqs-event.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let retarget = |body: &str, key: Option<&str>| {
+        let mut body: serde_json::Value = serde_json::from_str(body).unwrap();
+        body["Records"][0]["s3"]["bucket"]["name"] = local.input.clone().into();
+        if let Some(key) = key {
+            body["Records"][0]["s3"]["object"]["key"] = key.into();
+        }
+        body.to_string()
+    };
+    let good = event["Records"][0]["body"].as_str().unwrap().to_string();
+    event["Records"][0]["body"] = retarget(&good, None).into();
+    let mut corrupt = event["Records"][0].clone();
+    corrupt["messageId"] = "corrupt-1".into();
+    corrupt["body"] = retarget(&good, Some("uploads/broken.jpg")).into();
+    event["Records"].as_array_mut().unwrap().push(corrupt);
+    let event: SqsEvent = serde_json::from_value(event).unwrap();
+
+    let response = lambda::handle(&pipeline, Some(&dlq), event).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+
+    let folder = "thumbnails/holiday photos/beach day+1.jpg/";
+    let expected: Vec<String> = ["large.webp", "manifest.json", "small.webp", "thumb.webp"]
+        .iter()
+        .map(|f| format!("{folder}{f}"))
+        .collect();
+    assert_eq!(local.output_keys().await, expected);
+    let head = local
+        .s3
+        .head_object()
+        .bucket(&local.output)
+        .key(format!("{folder}thumb.webp"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.content_type(), Some("image/webp"));
+    assert_eq!(head.cache_control(), Some("public, max-age=31536000"));
+    let metadata = head.metadata().unwrap();
+    assert_eq!(
+        metadata["source-key"],
+        "uploads/holiday photos/beach day+1.jpg"
+    );
+    assert!(metadata.contains_key("source-etag"));
+
+    let received = local
+        .sqs
+        .receive_message()
+        .queue_url(&local.dlq_url)
+        .message_attribute_names("All")
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    let letters = received.messages();
+    assert_eq!(letters.len(), 1);
+    let attributes = letters[0].message_attributes().unwrap();
+    let attr = |name: &str| attributes[name].string_value().unwrap().to_string();
+    assert_eq!(attr("ErrorKind"), "corrupt");
+    assert_eq!(attr("Key"), "uploads/broken.jpg");
+    assert_eq!(attr("SourceMessageId"), "corrupt-1");
+    assert!(
+        attr("ErrorMessage").contains("Premature end"),
+        "{}",
+        attr("ErrorMessage")
+    );
+}
+
+#[tokio::test]
+async fn without_a_dlq_a_permanent_failure_is_reported_as_a_batch_item_failure() {
+    let local = local().await;
+    let mut config = local.config();
+    config.dlq_url = None;
+    let pipeline = Pipeline::new(S3Store::new(&local.sdk), config, 1);
+    let body = serde_json::json!({"Records": [{"eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": local.input}, "object": {"key": "uploads/missing.jpg"}}}]});
+    let event: SqsEvent = serde_json::from_value(serde_json::json!({"Records": [
+        {"messageId": "m-1", "body": body.to_string()}]}))
+    .unwrap();
+    let no_dlq: Option<&SqsDeadLetters> = None;
+    let response = lambda::handle(&pipeline, no_dlq, event).await;
+    let failed: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, ["m-1"]);
+}
