@@ -489,74 +489,67 @@ impl<'buf> Image<'buf> {
         } else {
             (c"strip", 1)
         };
+        // One option per saver beyond quality: AVIF needs its codec named (the suffix alone
+        // means HEVC on some versions); the others get their defaults spelt out.
+        let (suffix, quality, option, value): (&CStr, i32, &CStr, c_int) = match saver {
+            Saver::Jpeg { quality } => (c".jpg", quality, c"optimize_coding", 1),
+            Saver::Webp { quality } => (c".webp", quality, c"effort", 4),
+            Saver::Avif { quality } => (
+                c".avif",
+                quality,
+                c"compression",
+                ffi::VipsForeignHeifCompression_VIPS_FOREIGN_HEIF_COMPRESSION_AV1 as c_int,
+            ),
+        };
         let mut buf: *mut c_void = ptr::null_mut();
         let mut len: ffi::size_t = 0;
-        // SAFETY: valid image, out-pointers to locals, NULL-terminated option lists.
+        // SAFETY: valid image, out-pointers to locals, NULL-terminated option list.
         let status = unsafe {
-            match saver {
-                Saver::Jpeg { quality } => ffi::vips_image_write_to_buffer(
-                    self.raw(),
-                    c".jpg".as_ptr(),
-                    &mut buf,
-                    &mut len,
-                    c"Q".as_ptr(),
-                    quality as c_int,
-                    c"optimize_coding".as_ptr(),
-                    1 as c_int,
-                    no_metadata.as_ptr(),
-                    no_metadata_value,
-                    ptr::null::<c_char>(),
-                ),
-                Saver::Webp { quality } => ffi::vips_image_write_to_buffer(
-                    self.raw(),
-                    c".webp".as_ptr(),
-                    &mut buf,
-                    &mut len,
-                    c"Q".as_ptr(),
-                    quality as c_int,
-                    no_metadata.as_ptr(),
-                    no_metadata_value,
-                    ptr::null::<c_char>(),
-                ),
-                Saver::Avif { quality } => ffi::vips_image_write_to_buffer(
-                    self.raw(),
-                    c".avif".as_ptr(),
-                    &mut buf,
-                    &mut len,
-                    c"Q".as_ptr(),
-                    quality as c_int,
-                    c"compression".as_ptr(),
-                    ffi::VipsForeignHeifCompression_VIPS_FOREIGN_HEIF_COMPRESSION_AV1 as c_int,
-                    no_metadata.as_ptr(),
-                    no_metadata_value,
-                    ptr::null::<c_char>(),
-                ),
-            }
+            ffi::vips_image_write_to_buffer(
+                self.raw(),
+                suffix.as_ptr(),
+                &mut buf,
+                &mut len,
+                c"Q".as_ptr(),
+                quality as c_int,
+                option.as_ptr(),
+                value,
+                no_metadata.as_ptr(),
+                no_metadata_value,
+                ptr::null::<c_char>(),
+            )
         };
-        if status != 0 || buf.is_null() {
+        if status != 0 {
             return Err(VipsError(take_error()));
         }
-        // SAFETY: libvips allocated `len` bytes with g_malloc; we copy them, then free.
-        let bytes = unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), len as usize) }.to_vec();
-        // SAFETY: buf came from g_malloc and is not used again.
-        unsafe { ffi::g_free(buf) };
-        Ok(bytes)
+        // SAFETY: on success libvips handed us a g_malloc'd buffer of `len` bytes.
+        unsafe { take_buffer(buf, len) }
     }
 
     /// The raw pixels of an image with `uchar` bands, row by row.
     pub fn pixels(&self) -> Result<Vec<u8>> {
         let mut len: ffi::size_t = 0;
         // SAFETY: valid image; libvips returns a g_malloc'd buffer of `len` bytes or NULL.
-        let buf = unsafe { ffi::vips_image_write_to_memory(self.raw(), &mut len) };
-        if buf.is_null() {
-            return Err(VipsError(take_error()));
+        unsafe {
+            let buf = ffi::vips_image_write_to_memory(self.raw(), &mut len);
+            take_buffer(buf, len)
         }
-        // SAFETY: `len` bytes were allocated by libvips; we copy them, then free.
-        let bytes = unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), len as usize) }.to_vec();
-        // SAFETY: buf came from g_malloc and is not used again.
-        unsafe { ffi::g_free(buf) };
-        Ok(bytes)
     }
+}
+
+/// Copy a buffer that libvips allocated with g_malloc into a Vec, and free it.
+///
+/// # Safety
+/// `buf` is NULL or points to `len` bytes from g_malloc that nothing else will use or free.
+unsafe fn take_buffer(buf: *mut c_void, len: ffi::size_t) -> Result<Vec<u8>> {
+    if buf.is_null() {
+        return Err(VipsError(take_error()));
+    }
+    // SAFETY: guaranteed by the caller.
+    let bytes = unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), len as usize) }.to_vec();
+    // SAFETY: from g_malloc, not used after this.
+    unsafe { ffi::g_free(buf) };
+    Ok(bytes)
 }
 
 #[cfg(test)]
