@@ -8,7 +8,7 @@ let
   src = import ./source.nix { inherit lib; root = self; };
 
   vipsLayer = pkgsArm.callPackage ./vips.nix { };
-  thumbsArm = pkgsArm.callPackage ./thumbs.nix { inherit src; vips = vipsLayer; };
+  thumbsArm = pkgsArm.callPackage ./thumbs.nix { inherit src; vips = vipsLayer; forLambda = true; };
   artifact = { targetCc = pkgsArm.stdenv.cc; inherit self; };
   lambda = pkgs.callPackage ./lambda.nix (artifact // { thumbs = thumbsArm; });
   layer = pkgs.callPackage ./layer.nix (artifact // { thumbs = thumbsArm; vips = vipsLayer; });
