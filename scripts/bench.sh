@@ -6,8 +6,11 @@
 # Takes about 15 minutes on 2 cores. Not part of make test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/apt.sh libvips-tools libimage-exiftool-perl libheif-examples nodejs npm util-linux \
-  python3 libvips-dev pkg-config
+scripts/apt.sh libvips-tools libimage-exiftool-perl libheif-examples util-linux python3 \
+  libvips-dev pkg-config
+# Debian's nodejs/npm, unless a Node.js (e.g. NodeSource's, which bundles npm) is there already.
+command -v node >/dev/null || scripts/apt.sh nodejs
+command -v npm >/dev/null || scripts/apt.sh npm
 scripts/venv.sh
 scripts/corpus.sh
 (cd bench && npm ci --no-audit --no-fund --loglevel=error)
