@@ -84,7 +84,8 @@ def _notifications(sqs, res, count):
 
 def _start_lambda(thumbs_bin, endpoint, res, api, tmp_path, name, **extra):
     env = worker_env(endpoint, res, **extra)
-    env.update(AWS_LAMBDA_RUNTIME_API=api, AWS_LAMBDA_FUNCTION_NAME="_", AWS_LAMBDA_FUNCTION_VERSION="1",
+    # cargo-lambda serves the Runtime API under /.rt (it prints this value when it starts)
+    env.update(AWS_LAMBDA_RUNTIME_API=f"http://{api}/.rt", AWS_LAMBDA_FUNCTION_NAME="_", AWS_LAMBDA_FUNCTION_VERSION="1",
                AWS_LAMBDA_FUNCTION_MEMORY_SIZE="1024")
     return Proc([str(thumbs_bin), "lambda"], env, tmp_path / f"{name}.log")
 
