@@ -90,27 +90,29 @@ pub fn run(jobs: &[Job], out: &Path, settings: &RenderSettings, threads: usize) 
     let failed = AtomicUsize::new(0);
     let done = Mutex::new(0usize);
     let total = jobs.len();
+    let work = || {
+        while let Some(job) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
+            let start = Instant::now();
+            let outcome = run_job(job, out, settings);
+            let ms = start.elapsed().as_millis();
+            let mut done = done.lock().expect("progress lock");
+            *done += 1;
+            match outcome {
+                Ok(n) => eprintln!(
+                    "[{done}/{total}] ok    {} ({n} renditions, {ms} ms)",
+                    job.input.display()
+                ),
+                Err(reason) => {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    eprintln!("[{done}/{total}] FAIL  {}: {reason}", job.input.display());
+                }
+            }
+        }
+        crate::vips::thread_shutdown();
+    };
     std::thread::scope(|scope| {
         for _ in 0..threads.clamp(1, total.max(1)) {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(job) = jobs.get(i) else { break };
-                let start = Instant::now();
-                let outcome = run_job(job, out, settings);
-                let ms = start.elapsed().as_millis();
-                let mut done = done.lock().expect("progress lock");
-                *done += 1;
-                match outcome {
-                    Ok(n) => eprintln!(
-                        "[{done}/{total}] ok    {} ({n} renditions, {ms} ms)",
-                        job.input.display()
-                    ),
-                    Err(reason) => {
-                        failed.fetch_add(1, Ordering::Relaxed);
-                        eprintln!("[{done}/{total}] FAIL  {}: {reason}", job.input.display());
-                    }
-                }
-            });
+            scope.spawn(work);
         }
     });
     failed.into_inner()

@@ -38,8 +38,39 @@ pub fn init() {
             }
             ffi::vips_cache_set_max(0);
             ffi::vips_block_untrusted_set(1);
+            // libvips' warnings (e.g. "error in tile" for a truncated file) would otherwise be
+            // raw lines on stderr, breaking JSON logs: route them through tracing.
+            ffi::g_log_set_handler(
+                c"VIPS".as_ptr(),
+                ffi::GLogLevelFlags_G_LOG_LEVEL_MASK,
+                Some(forward_log),
+                ptr::null_mut(),
+            );
         }
     });
+}
+
+/// Receives libvips' GLib log messages.
+unsafe extern "C" fn forward_log(
+    _domain: *const c_char,
+    level: ffi::GLogLevelFlags,
+    message: *const c_char,
+    _data: ffi::gpointer,
+) {
+    if message.is_null() {
+        return;
+    }
+    // SAFETY: GLib passes a NUL-terminated message valid for the duration of the call.
+    let message = unsafe { CStr::from_ptr(message) }.to_string_lossy();
+    if level & (ffi::GLogLevelFlags_G_LOG_LEVEL_ERROR | ffi::GLogLevelFlags_G_LOG_LEVEL_CRITICAL)
+        != 0
+    {
+        tracing::error!(target: "libvips", "{message}");
+    } else if level & ffi::GLogLevelFlags_G_LOG_LEVEL_WARNING != 0 {
+        tracing::warn!(target: "libvips", "{message}");
+    } else {
+        tracing::debug!(target: "libvips", "{message}");
+    }
 }
 
 /// Library version as (major, minor, patch).
@@ -60,6 +91,13 @@ pub fn set_concurrency(threads: usize) {
     init();
     // SAFETY: a plain setter of a global; valid at any time after init.
     unsafe { ffi::vips_concurrency_set(c_int::try_from(threads).unwrap_or(c_int::MAX)) }
+}
+
+/// Free libvips' per-thread buffers; call on a thread that used libvips before it exits
+/// (tokio's blocking pool starts and ends threads as load comes and goes).
+pub fn thread_shutdown() {
+    // SAFETY: only frees the calling thread's libvips state; harmless if it has none.
+    unsafe { ffi::vips_thread_shutdown() }
 }
 
 /// Read and clear libvips' process-wide error buffer. Under concurrency it may also hold
