@@ -53,14 +53,17 @@ def img(rel, alt):
     return f'<img src="{html.escape(quote(rel))}" alt="{html.escape(alt)}" loading="lazy">'
 
 
-def original_html(s3, a, key, meta, out):
+def original_html(s3, a, key, meta, out, rejected=False):
     rel = fetch(s3, a.input_bucket, key, out)
     ext = key.rsplit(".", 1)[-1].lower() if "." in key else ""
     cap = f"original &middot; {human(meta['size'])}"
-    if ext in BROWSER_FORMATS:
+    link = f'<a href="{html.escape(quote(rel))}">download</a>'
+    if rejected:  # never inline what thumbs refused: it may be a decompression bomb
+        body = f'<p class="note">not shown; {link}</p>'
+    elif ext in BROWSER_FORMATS:
         body = img(rel, key)
     else:
-        body = f'<p class="note">browsers cannot show .{html.escape(ext)}; <a href="{html.escape(rel)}">download</a></p>'
+        body = f'<p class="note">browsers cannot show .{html.escape(ext)}; {link}</p>'
     return body, cap
 
 
@@ -82,13 +85,13 @@ def rendered_card(s3, a, key, meta, manifest, out):
     mrel = fetch(s3, a.output_bucket, base + "manifest.json", out)
     return (
         f'<div class="card"><h2>{html.escape(key)}</h2><div class="row">{"".join(figs)}</div>'
-        f'<p class="note"><a href="{html.escape(mrel)}">manifest.json</a> &middot; placeholder (thumbhash) '
+        f'<p class="note"><a href="{html.escape(quote(mrel))}">manifest.json</a> &middot; placeholder (thumbhash) '
         f'<code>{html.escape(str(manifest.get("placeholder", "")))}</code></p></div>'
     )
 
 
 def dead_card(s3, a, key, meta, letters, out):
-    orig, cap = original_html(s3, a, key, meta, out)
+    orig, cap = original_html(s3, a, key, meta, out, rejected=True)
     rows = "".join(
         f'<p><span class="kind">{html.escape(d.kind)}</span> {html.escape(d.attributes.get("ErrorMessage", ""))}</p>'
         for d in letters
