@@ -132,3 +132,21 @@ def test_sigterm_finishes_what_it_holds_and_exits_0(aws, make_stack, start_worke
     start_worker(res, s3_endpoint=proxy)  # the rest is still queued, nothing lost
     report = wait_accounted(s3, sqs, res, timeout=120)
     assert report.ok and report.rendered == set(files)
+
+
+def test_persistent_s3_outage_ends_in_the_dlq_by_redrive(aws, make_stack, start_worker, faultproxy):
+    """S3 GETs always fail: a retryable failure, so thumbs leaves the message and SQS moves it to
+    the DLQ after 3 receives, with the original body and none of thumbs' attributes."""
+    s3, sqs = aws
+    res = make_stack(visibility_timeout=2)
+    proxy, stats = faultproxy("--fail-rate", "1", "--methods", "GET,HEAD")
+    start_worker(res, s3_endpoint=proxy)
+    key = "uploads/outage/landscape ü.jpg"
+    upload(s3, res, key, (FIXTURES / "landscape.jpg").read_bytes())
+    report = wait_accounted(s3, sqs, res, timeout=90)
+    print("faultproxy:", stats())
+    assert report.ok and not report.rendered, report.problems()
+    [letter] = report.dead[key]
+    assert "ErrorKind" not in letter.attributes  # moved by SQS, not sent by thumbs
+    assert letter.kind.startswith("redriven")
+    assert stats()["injected"] >= 3  # at least one failed GET per receive
