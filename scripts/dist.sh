@@ -39,6 +39,11 @@ cross_env=(
   AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
   CFLAGS_aarch64_unknown_linux_gnu="--sysroot=$sysroot"
   CXXFLAGS_aarch64_unknown_linux_gnu="--sysroot=$sysroot"
+  # Size, for the 5 MB function.zip budget (the AWS SDK dominates; pixels are libvips' job, so
+  # optimising the Rust for size costs little). Only this target's build sees these.
+  CARGO_PROFILE_RELEASE_OPT_LEVEL=z
+  CARGO_PROFILE_RELEASE_LTO=fat
+  CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
   PKG_CONFIG_ALLOW_CROSS=1
   PKG_CONFIG_SYSROOT_DIR="$sysroot"
   PKG_CONFIG_LIBDIR="$sysroot/usr/lib/aarch64-linux-gnu/pkgconfig:$sysroot/usr/share/pkgconfig"
