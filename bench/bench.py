@@ -283,13 +283,13 @@ def startup(trials, image):
 
 
 def versions():
-    def out(cmd):
+    def out(cmd, cwd=ROOT):
         try:
-            return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT).stdout.strip()
+            return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd).stdout.strip()
         except OSError:
             return None
     sharp = out(["node", "-e", "const v=require('sharp').versions;"
-                 "console.log(`sharp ${v.sharp}, libvips ${v.vips}`)"])
+                 "console.log(`sharp ${v.sharp}, libvips ${v.vips}`)"], ROOT / "bench")
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
                 if line.startswith("model name")), platform.processor())
     mem = next(line.split(":", 1)[1].strip() for line in open("/proc/meminfo")
