@@ -30,9 +30,12 @@ except OSError:
 EOF
 }
 
+ours() { # the recorded pid is still our moto server (not a reused pid)
+  [ -f "$state/pid" ] && grep -qa moto_server "/proc/$(cat "$state/pid")/cmdline" 2>/dev/null
+}
+
 running() { # our server is alive and answering
-  [ -f "$state/pid" ] && [ -f "$state/port" ] && kill -0 "$(cat "$state/pid")" 2>/dev/null \
-    && answers "$(cat "$state/port")"
+  ours && [ -f "$state/port" ] && answers "$(cat "$state/port")"
 }
 
 print_env() {
@@ -69,14 +72,12 @@ up() {
 }
 
 down() {
-  if [ -f "$state/pid" ]; then
+  if ours; then
     local pid
     pid=$(cat "$state/pid")
-    if kill -0 "$pid" 2>/dev/null; then
-      kill "$pid"
-      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -9 "$pid" 2>/dev/null || true
-    fi
+    kill "$pid"
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
   fi
   rm -f "$state/pid" "$state/port"
 }
