@@ -15,7 +15,7 @@ import json
 import sys
 import time
 import urllib.parse
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 import boto3
