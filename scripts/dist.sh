@@ -2,7 +2,7 @@
 # `make dist`: dist/function.zip (aarch64 `bootstrap`) and dist/layer.zip (libvips closure + glibc
 # + loader, for /opt) from Debian 12's arm64 packages. Reproducible: the same commit on the same
 # Debian snapshot gives byte-identical zips. Safe to run twice.
-# Env: DIST_DIR (default dist), SOURCE_DATE_EPOCH (default: the commit time, else 315532800).
+# Env: DIST_DIR (default dist), SOURCE_DATE_EPOCH (default 315532800, 1980-01-01: zip's epoch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -71,8 +71,8 @@ layer/build-layer.sh --out "$stage/layer" --sysroot "$sysroot" \
   --modules-dir "$sysroot/usr/lib/aarch64-linux-gnu/vips-modules-8.14" --modules heif \
   --exe "$stage/function/bootstrap" "$sysroot/usr/lib/aarch64-linux-gnu/libvips.so.42"
 
-SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 315532800)}
-export SOURCE_DATE_EPOCH
+# A fixed time, not the commit's: unrelated commits must not change the bytes.
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-315532800}
 layer/zip-tree.sh "$stage/function" "$dist/function.zip"
 layer/zip-tree.sh "$stage/layer" "$dist/layer.zip"
 cp "$sysroot/.packages" "$dist/layer-debian-packages.txt"
