@@ -230,7 +230,13 @@ pub fn render(bytes: &[u8], settings: &RenderSettings) -> Result<Rendered, Rende
 /// file is decoded now, so a truncated one fails here, and the result can feed every preset.
 fn decode_base(bytes: &[u8], source: &Probe, width: i32) -> vips::Result<Image<'static>> {
     let image = if source.cmyk {
-        Image::decode(bytes)?
+        // Shrink while decoding, then convert colour on the small image, not the full one.
+        let decoded = if source.format == "jpeg" {
+            Image::decode_jpeg_shrunk(bytes, source.width / width.max(1) as u32)?
+        } else {
+            Image::decode(bytes)?
+        };
+        decoded
             .icc_to_srgb()?
             .autorot()?
             .resize(width, UNBOUNDED, false)?
