@@ -11,7 +11,7 @@ rustPlatform.buildRustPackage {
   buildInputs = [ vips glib ];
   cargoBuildFlags = [ "--bin" "thumbs" ];
   env = lib.optionalAttrs forLambda {
-    CARGO_PROFILE_RELEASE_OPT_LEVEL = "s";
+    CARGO_PROFILE_RELEASE_OPT_LEVEL = "z";
     CARGO_PROFILE_RELEASE_LTO = "fat";
     CARGO_PROFILE_RELEASE_CODEGEN_UNITS = "1";
   };
