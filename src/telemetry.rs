@@ -1,6 +1,7 @@
 //! Logs (tracing; JSON on Lambda) and metrics in CloudWatch Embedded Metric Format (EMF):
 //! one JSON line on stdout per original, which CloudWatch turns into metrics with no API calls.
 
+use std::io::IsTerminal;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -24,6 +25,7 @@ pub fn init() {
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     // Another subscriber may already be set (tests); keeping it is fine.
     let _ = if json {
