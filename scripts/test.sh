@@ -31,3 +31,9 @@ THUMBS_BIN=target/release/thumbs .venv/bin/python -m pytest -q tests/e2e
 
 step "infrastructure: cfn-lint, checkov, template assertions, deploy to moto"
 scripts/test-infra.sh
+
+step "arm64 artifacts: make dist twice (byte-identical zips), then run them as Lambda would"
+scripts/hermetic-test.sh
+
+step "Nix files: parse, nixpkgs-fmt, deadnix, lock and outputs (offline; nixpkgs itself cannot be fetched here)"
+scripts/check-nix.sh
