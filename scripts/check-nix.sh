@@ -12,9 +12,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/apt.sh nix-bin python3
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH" NIX_CONFIG="build-users-group ="
-for tool in nixpkgs-fmt deadnix; do
-  if ! command -v "$tool" >/dev/null; then
-    flock /tmp/rust-build.lock cargo install -j1 --locked "$tool" >&2
+for tool in nixpkgs-fmt@1.3.0 deadnix@1.3.1; do
+  if ! command -v "${tool%@*}" >/dev/null; then
+    flock /tmp/rust-build.lock cargo install --locked "$tool" >&2
   fi
 done
 
