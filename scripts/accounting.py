@@ -200,14 +200,20 @@ def wait_for(fetch, timeout, interval=1.0, log=print):
         time.sleep(interval)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def stack_arguments(description):
+    """A parser with the arguments that locate a pipeline: endpoint, buckets, prefixes, DLQ."""
+    ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--endpoint", required=True)
     ap.add_argument("--input-bucket", required=True)
     ap.add_argument("--input-prefix", default="uploads/")
     ap.add_argument("--output-bucket", required=True)
     ap.add_argument("--output-prefix", default="thumbnails/")
     ap.add_argument("--dlq-url", required=True)
+    return ap
+
+
+def main():
+    ap = stack_arguments(__doc__)
     ap.add_argument("--wait", type=float, default=0, help="poll up to this many seconds until nothing is missing")
     ap.add_argument("--no-manifest-check", action="store_true", help="do not download and check each manifest")
     ap.add_argument("--region", default="us-east-1")

@@ -7,7 +7,6 @@ For every upload: the original beside its renditions (size and bytes from manife
 for a dead-lettered upload, its ErrorKind and ErrorMessage. Files are downloaded into OUT/ and
 referenced relatively; the page loads nothing from the network.
 """
-import argparse
 import html
 import json
 import sys
@@ -103,13 +102,7 @@ def dead_card(s3, a, key, meta, letters, out):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--endpoint", required=True)
-    ap.add_argument("--input-bucket", required=True)
-    ap.add_argument("--input-prefix", default="uploads/")
-    ap.add_argument("--output-bucket", required=True)
-    ap.add_argument("--output-prefix", default="thumbnails/")
-    ap.add_argument("--dlq-url", required=True)
+    ap = accounting.stack_arguments(__doc__)
     ap.add_argument("--out", default="demo-out")
     a = ap.parse_args()
     kw = dict(endpoint_url=a.endpoint, region_name="us-east-1")
