@@ -66,7 +66,7 @@ def test_function_is_arm64_al2023_with_layer(template, resources):
     assert fn["Handler"] == "bootstrap"
     assert plain(fn["Layers"]) == [{"Ref": "Layer"}]
     assert plain(fn["MemorySize"]) == {"Ref": "FunctionMemorySize"}
-    assert template["Parameters"]["FunctionMemorySize"]["Default"] == 1024
+    assert template["Parameters"]["FunctionMemorySize"]["Default"] == 1769
     assert template["Parameters"]["FunctionTimeout"]["Default"] == "60"
     layer = resources["Layer"]["Properties"]
     assert layer["CompatibleArchitectures"] == ["arm64"]
