@@ -5,6 +5,9 @@
 //! modules (Lambda, worker, local files) are thin; nothing in `render` knows about AWS and
 //! nothing in the shells knows about libvips.
 
+// Unsafe code lives in `vips` only, where each block says why it is sound.
+#![deny(unsafe_code)]
+
 pub mod batch;
 pub mod config;
 pub mod error;
