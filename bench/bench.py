@@ -7,6 +7,7 @@ Writes results JSON (see --out); bench/report.py turns it into docs/benchmarks/.
 """
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -24,6 +25,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PRESETS = "thumb=150x150:cover,small=480,large=1080"
+# The thumbs binary under test; --thumbs changes it (scripts/bench.sh passes a copy taken right
+# after its build, so another build in this shared work tree cannot swap it mid-run).
+THUMBS = ROOT / "target/release/thumbs"
 VIPSTHUMBNAIL_SIZES = {"thumb": ["-s", "150x150>", "-m", "attention"],
                        "small": ["-s", "480x>"], "large": ["-s", "1080x>"]}
 
@@ -57,7 +61,7 @@ class Thumbs(Contender):
     LINE = re.compile(r"\] (ok|FAIL)\s+(.+?)(?: \(\d+ renditions, (\d+) ms\)|: (.*))$")
 
     def batch(self, files, parallel, out):
-        cmd = self.prefix + [str(ROOT / "target/release/thumbs"), "render", "--jobs",
+        cmd = self.prefix + [str(THUMBS), "render", "--jobs",
                              str(parallel), "--out", out] + files
         wall, _, err, _, rss = timed(cmd, self.env)
         ms, errors = [], {}
@@ -155,11 +159,12 @@ class RuntimeApi(ThreadingHTTPServer):
         self.answered = threading.Event()
         self.pending = threading.Condition()
         self.t_answer = None
+        self.t_next = None  # first GET .../invocation/next since the offer: init finished
         self.answer = None
 
     def offer(self, event):
         with self.pending:
-            self.event, self.t_answer, self.answer = event, None, None
+            self.event, self.t_answer, self.t_next, self.answer = event, None, None, None
             self.generation += 1
             self.answered.clear()
             self.pending.notify_all()
@@ -173,7 +178,10 @@ class RuntimeHandler(BaseHTTPRequestHandler):
         srv = self.server
         if not self.path.endswith("/runtime/invocation/next"):
             return self.send_error(404)
+        now = time.monotonic()
         with srv.pending:
+            if srv.t_next is None and srv.event is not None:
+                srv.t_next = now
             gen = srv.generation
             srv.pending.wait_for(lambda: srv.event is not None or srv.generation != gen, 120)
             if srv.generation != gen or srv.event is None:
@@ -205,10 +213,16 @@ class RuntimeHandler(BaseHTTPRequestHandler):
 
 
 def sqs_event(bucket, key):
-    s3 = {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
-                       "awsRegion": "us-east-1",
-                       "s3": {"bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
-                              "object": {"key": key, "size": 1}}}]}
+    """An SQS batch of one message; key None gives the s3:TestEvent S3 sends when a bucket
+    notification is configured (no object, nothing to render)."""
+    if key is None:
+        s3 = {"Service": "Amazon S3", "Event": "s3:TestEvent", "Time": "2026-01-01T00:00:00.000Z",
+              "Bucket": bucket, "RequestId": "BENCH0000000000", "HostId": "bench"}
+    else:
+        s3 = {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+                           "awsRegion": "us-east-1",
+                           "s3": {"bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+                                  "object": {"key": key, "size": 1}}}]}
     return {"Records": [{"messageId": "m-1", "receiptHandle": "r", "body": json.dumps(s3),
                          "attributes": {"ApproximateReceiveCount": "1"},
                          "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
@@ -216,8 +230,38 @@ def sqs_event(bucket, key):
                          "awsRegion": "us-east-1"}]}
 
 
-def startup(trials, image):
-    """Process start -> first event answered, thumbs bootstrap vs Node+sharp, against moto S3."""
+STARTUP_EVENTS = ("test_event", "image_event")
+# The Lambda layer (layer/build-layer.sh via scripts/dist.sh) carries one libvips module, HEIF,
+# found through VIPSHOME=/opt. Debian's libvips on this host loads five at start (heif, jxl,
+# magick, openslide, poppler, with their libraries), which a deployed bootstrap never does.
+LAYER_MODULES = ("heif",)
+
+
+def layer_like_vipshome(scratch):
+    """A VIPSHOME whose module folder holds only the layer's modules (links to Debian's)."""
+    found = sorted(Path("/usr/lib").glob("*/vips-modules-*"))
+    if not found:
+        return None
+    dest = Path(scratch) / "vipshome" / found[0].parent.name / found[0].name
+    dest.mkdir(parents=True, exist_ok=True)
+    for m in LAYER_MODULES:
+        src = found[0] / f"vips-{m}.so"
+        if src.exists() and not (dest / src.name).exists():
+            (dest / src.name).symlink_to(src)
+    return dest.parent.parent
+
+
+def startup(trials, image, scratch):
+    """Process start -> first event answered, thumbs bootstrap vs Node+sharp, against moto S3.
+
+    Two first events, interleaved trial by trial: "test_event", an SQS message whose body is
+    an s3:TestEvent that both handlers acknowledge without fetching or rendering anything
+    (so the time is the runtime's own start: loading, initialising, one Runtime API round
+    trip); and "image_event", an S3 ObjectCreated record for `image`, so the time also holds a
+    GetObject, three renditions and three PutObjects. Each trial also records when the process
+    first asked for an event (GET .../invocation/next), i.e. the end of its init.
+    Runtimes: "thumbs" with the layer's libvips modules only (as deployed), "thumbs (Debian's
+    5 modules)" with everything Debian's libvips loads here, and "node+sharp"."""
     import boto3  # from the project's .venv
 
     moto = subprocess.Popen([str(ROOT / ".venv/bin/moto_server"), "-H", "127.0.0.1", "-p", "0"],
@@ -238,44 +282,63 @@ def startup(trials, image):
                           aws_access_key_id="bench", aws_secret_access_key="bench")
         for b in ("bench-in", "bench-out"):
             s3.create_bucket(Bucket=b)
-        api = RuntimeApi()
-        threading.Thread(target=api.serve_forever, daemon=True).start()
         env = dict(os.environ, **aws, OUTPUT_BUCKET="bench-out",
-                   AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{api.server_address[1]}",
                    AWS_LAMBDA_FUNCTION_NAME="bench", AWS_LAMBDA_FUNCTION_VERSION="$LATEST",
                    AWS_LAMBDA_FUNCTION_MEMORY_SIZE="1769", AWS_LAMBDA_LOG_GROUP_NAME="bench",
                    AWS_LAMBDA_LOG_STREAM_NAME="bench", THUMBS_PRESETS=PRESETS,
                    THUMBS_FORMATS="webp", RUST_LOG="warn")
-        cmds = {"thumbs": [str(ROOT / "target/release/thumbs"), "lambda"],
-                "node+sharp": ["node", str(ROOT / "bench/node-lambda.js")]}
-        res = {name: [] for name in cmds}
+        env.pop("VIPSHOME", None)
+        vipshome = layer_like_vipshome(scratch)
+        layer_env = dict(env, VIPSHOME=str(vipshome)) if vipshome else env
+        cmds = {"thumbs": ([str(THUMBS), "lambda"], layer_env),
+                "thumbs (Debian's 5 modules)": ([str(THUMBS), "lambda"], env),
+                "node+sharp": (["node", str(ROOT / "bench/node-lambda.js")], env)}
+        res = {kind: {name: [] for name in cmds} for kind in STARTUP_EVENTS}
         for t in range(trials):
-            for name, cmd in cmds.items():
-                key = f"uploads/start/{t}-{name.replace('+', '-')}.jpg"
-                s3.upload_file(str(image), "bench-in", key)
-                api.offer(sqs_event("bench-in", key))
-                t0 = time.monotonic()
-                p = subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-                deadline = time.monotonic() + 60
-                while not api.answered.wait(0.01) and p.poll() is None \
-                        and time.monotonic() < deadline:
-                    pass
-                ok = api.answered.is_set()
-                os.killpg(p.pid, signal.SIGKILL)
-                err = p.communicate()[1].decode()[-500:]
-                listed = s3.list_objects_v2(Bucket="bench-out", Prefix=f"thumbnails/start/{t}-")
-                outputs = [o["Key"] for o in listed.get("Contents", [])
-                           if name.replace("+", "-") in o["Key"]]
-                good = ok and '"batchItemFailures":[]' in api.answer.replace(" ", "") \
-                    and len(outputs) >= 3
-                res[name].append({"ms": (api.t_answer - t0) * 1000 if ok else None,
-                                  "ok": good, "answer": api.answer, "outputs": len(outputs),
-                                  "stderr": "" if good else err})
-                print(f"  start-up {t + 1}/{trials} {name:11} "
-                      f"{res[name][-1]['ms'] or float('nan'):7.1f} ms ok={good}",
-                      file=sys.stderr, flush=True)
-        api.shutdown()
+            for kind in STARTUP_EVENTS:
+                for i, (name, (cmd, base_env)) in enumerate(cmds.items()):
+                    tag = f"{t}-{kind}-{i}"
+                    # A fresh Runtime API per trial: a GET the previous (killed) process left
+                    # in the listen queue must not take this trial's event.
+                    api = RuntimeApi()
+                    threading.Thread(target=api.serve_forever, daemon=True).start()
+                    if kind == "image_event":
+                        key = f"uploads/start/{tag}.jpg"
+                        s3.upload_file(str(image), "bench-in", key)
+                        api.offer(sqs_event("bench-in", key))
+                    else:
+                        api.offer(sqs_event("bench-in", None))
+                    run_env = dict(base_env,
+                                   AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{api.server_address[1]}")
+                    t0 = time.monotonic()
+                    p = subprocess.Popen(cmd, env=run_env, cwd=ROOT, start_new_session=True,
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                    deadline = time.monotonic() + 60
+                    while not api.answered.wait(0.01) and p.poll() is None \
+                            and time.monotonic() < deadline:
+                        pass
+                    ok = api.answered.is_set()
+                    os.killpg(p.pid, signal.SIGKILL)
+                    err = p.communicate()[1].decode()[-500:]
+                    api.shutdown()
+                    api.server_close()
+                    listed = s3.list_objects_v2(Bucket="bench-out",
+                                                Prefix=f"thumbnails/start/{tag}")
+                    outputs = sum(1 for o in listed.get("Contents", [])
+                                  if o["Key"][len(f"thumbnails/start/{tag}")] in "./")
+                    want = 3 if kind == "image_event" else 0
+                    good = ok and '"batchItemFailures":[]' in api.answer.replace(" ", "") \
+                        and (outputs >= want if want else outputs == 0)
+                    res[kind][name].append({
+                        "ms": (api.t_answer - t0) * 1000 if ok else None,
+                        "ready_ms": (api.t_next - t0) * 1000 if api.t_next else None,
+                        "ok": good, "answer": api.answer, "outputs": outputs,
+                        "stderr": "" if good else err})
+                    r = res[kind][name][-1]
+                    print(f"  start-up {t + 1}/{trials} {kind:11} {name:27} "
+                          f"ready {r['ready_ms'] or float('nan'):6.1f} ms  "
+                          f"answered {r['ms'] or float('nan'):6.1f} ms ok={good}",
+                          file=sys.stderr, flush=True)
         return res
     finally:
         moto.kill()
@@ -298,12 +361,17 @@ def versions():
             "os": out(["sh", "-c", ". /etc/os-release; echo $PRETTY_NAME"]),
             "node": out(["node", "--version"]), "sharp": sharp,
             "vipsthumbnail": out(["vipsthumbnail", "--vips-version"]) or out(["vips", "--version"]),
-            "thumbs": out([str(ROOT / "target/release/thumbs"), "--version"]),
-            "thumbs_commit": out(["git", "rev-parse", "--short", "HEAD"]),
+            "thumbs": out([str(THUMBS), "--version"]),
+            "thumbs_binary": str(THUMBS.relative_to(ROOT) if THUMBS.is_relative_to(ROOT) else THUMBS),
+            "thumbs_sha256": hashlib.sha256(THUMBS.read_bytes()).hexdigest(),
+            "thumbs_commit": (Path(str(THUMBS) + ".commit").read_text().strip()
+                              if Path(str(THUMBS) + ".commit").exists()
+                              else out(["git", "rev-parse", "--short", "HEAD"])),
             "date": time.strftime("%Y-%m-%d %H:%M %Z")}
 
 
 def main():
+    global THUMBS
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--corpus", default=str(ROOT / "target/bench-corpus"))
     ap.add_argument("--out", default=str(ROOT / "target/bench-results/results.json"))
@@ -311,12 +379,17 @@ def main():
     ap.add_argument("--single-rounds", type=int, default=5)
     ap.add_argument("--single-repeat", type=int, default=3, help="images per process per round")
     ap.add_argument("--startup-trials", type=int, default=10)
+    ap.add_argument("--thumbs", default=str(THUMBS), help="the thumbs binary to run")
     args = ap.parse_args()
+    THUMBS = Path(args.thumbs).resolve()
 
     corpus = Path(args.corpus)
     files = sorted(str(p) for p in corpus.glob("*/*") if p.is_file())
     scratch = tempfile.mkdtemp(prefix="thumbs-bench-")
     results = {"versions": versions()}
+    # Other work on the machine skews absolute times (interleaving protects the ratios only
+    # partly): record the load average before and after the run.
+    results["loadavg"] = {"start": Path("/proc/loadavg").read_text().split()[:3]}
     rows = (corpus / "manifest.tsv").read_text().splitlines()
     head = rows[0].split("\t")
     results["corpus"] = [dict(zip(head, r.split("\t"))) for r in rows[1:]]
@@ -340,10 +413,12 @@ def main():
                                                   args.single_rounds, scratch)
         if args.startup_trials:
             print("start-up under a local Lambda Runtime API", file=sys.stderr)
+            results["startup_layer_modules"] = list(LAYER_MODULES)
             results["startup"] = startup(args.startup_trials,
-                                         ROOT / "tests/fixtures/landscape.jpg")
+                                         ROOT / "tests/fixtures/landscape.jpg", scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        results["loadavg"]["end"] = Path("/proc/loadavg").read_text().split()[:3]
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(results, indent=1))
         print(f"results: {args.out}", file=sys.stderr)

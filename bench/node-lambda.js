@@ -1,7 +1,8 @@
 // A Node.js Lambda function the way the original system ran: sharp and @aws-sdk/client-s3
 // loaded at start, one sharp pipeline per preset, under a minimal Runtime API client loop
 // (GET .../invocation/next, POST .../invocation/{id}/response), so its cold start can be
-// compared with the Rust bootstrap under the same local Runtime API.
+// compared with the Rust bootstrap under the same local Runtime API. An s3:TestEvent body is
+// acknowledged without work, as thumbs does; sharp and the SDK still load at start.
 'use strict';
 const http = require('node:http');
 const sharp = require('sharp');
@@ -36,6 +37,9 @@ async function handler(event) {
   for (const msg of event.Records) {
     try {
       const body = JSON.parse(msg.body);
+      // S3 sends an s3:TestEvent when a bucket notification is configured: acknowledge it,
+      // as thumbs does (no fetch, no render).
+      if (body.Event === 's3:TestEvent') continue;
       for (const rec of body.Records ?? []) await handleRecord(rec);
     } catch (err) {
       console.error(msg.messageId, err.message);

@@ -14,9 +14,17 @@ command -v npm >/dev/null || scripts/apt.sh npm
 scripts/venv.sh
 scripts/corpus.sh
 (cd bench && npm ci --no-audit --no-fund --loglevel=error)
-flock /tmp/rust-build.lock cargo build --release --bin thumbs
+# Build and snapshot the binary under the build lock: other engineers build in this work tree
+# too, and a rebuild during the run must not swap the binary between contenders' rounds.
+# The .commit file says which commit it was built from, "+dirty" if src/ or Cargo.* differed.
+mkdir -p target/bench-results
+flock /tmp/rust-build.lock sh -c 'cargo build --release --bin thumbs &&
+  cp target/release/thumbs target/bench-results/thumbs &&
+  { git rev-parse --short HEAD | tr -d "\n"
+    git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || printf +dirty
+    echo; } >target/bench-results/thumbs.commit'
 results=target/bench-results/results.json
-.venv/bin/python bench/bench.py --out "$results" "$@"
+.venv/bin/python bench/bench.py --thumbs target/bench-results/thumbs --out "$results" "$@"
 mkdir -p docs/benchmarks
 cp "$results" docs/benchmarks/results.json
 python3 bench/report.py docs/benchmarks/results.json docs/benchmarks
