@@ -104,7 +104,7 @@ impl RenderSettings {
     pub fn check_encoders(&self) -> Result<(), RenderError> {
         let probe_image = include_bytes!("probe.png");
         // In memory, so it can be encoded more than once.
-        let image = Image::thumbnail(probe_image, 8, 8, false)
+        let image = Image::thumbnail(probe_image, 8, 8, false, false)
             .and_then(|i| i.copy_memory())
             .map_err(|e| RenderError::Corrupt(e.0))?;
         for &format in &self.formats {
@@ -178,7 +178,7 @@ pub fn render(bytes: &[u8], settings: &RenderSettings) -> Result<Rendered, Rende
         let cover = preset.fit == Fit::Cover;
         let image = match settings.strategy {
             Strategy::PerPreset if !source.cmyk => {
-                Image::thumbnail(bytes, preset.width as i32, height, cover)
+                Image::thumbnail(bytes, preset.width as i32, height, cover, source.icc)
                     .and_then(|i| i.without_metadata())
                     .and_then(|i| i.copy_memory())
                     .and_then(to_8bit)
@@ -241,7 +241,7 @@ fn decode_base(bytes: &[u8], source: &Probe, width: i32) -> vips::Result<Image<'
             .autorot()?
             .resize(width, UNBOUNDED, false)?
     } else {
-        Image::thumbnail(bytes, width, UNBOUNDED, false)?
+        Image::thumbnail(bytes, width, UNBOUNDED, false, source.icc)?
     };
     to_8bit(image.without_metadata()?.copy_memory()?)
 }

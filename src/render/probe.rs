@@ -63,6 +63,8 @@ pub struct Probe {
     pub height: u32,
     /// CMYK pixels need their own colour conversion path (see `vips::Image::icc_to_srgb`).
     pub cmyk: bool,
+    /// An embedded ICC profile: colour must go through it to sRGB.
+    pub icc: bool,
 }
 
 /// Check `bytes` against the limits and read the header, without decoding pixels.
@@ -115,6 +117,7 @@ pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, RenderError> {
         width,
         height,
         cmyk: header.is_cmyk(),
+        icc: header.has_field("icc-profile-data"),
     })
 }
 
