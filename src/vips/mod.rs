@@ -30,6 +30,7 @@ pub const UNBOUNDED: i32 = 10_000_000;
 pub fn init() {
     static INIT: OnceLock<()> = OnceLock::new();
     INIT.get_or_init(|| {
+        limit_malloc_arenas();
         let name = c"thumbs";
         // SAFETY: runs exactly once, before any other libvips call, with a valid C string.
         unsafe {
@@ -70,6 +71,23 @@ unsafe extern "C" fn forward_log(
         tracing::warn!(target: "libvips", "{message}");
     } else {
         tracing::debug!(target: "libvips", "{message}");
+    }
+}
+
+/// glibc gives each thread that allocates its own malloc arena. libvips' worker threads then
+/// fragment several arenas, and peak memory over repeated large images grows by about 50 MB
+/// (measured: an 18 MP JPEG rendered three times in one process peaked at 150 or 200 MB from
+/// run to run; with two arenas at 149 MB every time, at the same speed).
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn mallopt(param: c_int, value: c_int) -> c_int;
+        }
+        const M_ARENA_MAX: c_int = -8;
+        // SAFETY: mallopt only sets an allocator tuning value; called before libvips starts
+        // any thread.
+        unsafe { mallopt(M_ARENA_MAX, 2) };
     }
 }
 
