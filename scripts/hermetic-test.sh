@@ -130,7 +130,9 @@ AWS_ENDPOINT_URL=http://127.0.0.1:$port AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS
 # Every path the guest asked for, from qemu's syscall trace (smoke test and Lambda run).
 python3 - "$work"/trace/*.strace <<'EOF'
 import re, sys
-calls = re.compile(r'\b(open|openat|openat2|execve|stat|lstat|newfstatat|statx|access|faccessat|faccessat2|readlink|readlinkat)\((?:AT_FDCWD,|\d+,)?"([^"]*)"[^=\n]*(?:= (-?\d+))?')
+# A return value counts only when it follows the call's own closing parenthesis: with several
+# guest threads, qemu may print another thread's call (and its "= N") on the same line.
+calls = re.compile(r'\b(open|openat|openat2|execve|stat|lstat|newfstatat|statx|access|faccessat|faccessat2|readlink|readlinkat)\((?:AT_FDCWD,|\d+,)?"([^"]*)"[^()=\n]*(?:\) = (-?\d+))?')
 shared_object = re.compile(r"/[^/]+\.so(\.[0-9]+)*$")
 inside = ("/opt/", "/var/task/", "/tmp/", "/proc/", "/dev/")
 opened_outside, tried_outside, libs_outside, total = set(), set(), set(), 0
