@@ -180,7 +180,6 @@ pub fn render(bytes: &[u8], settings: &RenderSettings) -> Result<Rendered, Rende
             Strategy::PerPreset if !source.cmyk => {
                 Image::thumbnail(bytes, preset.width as i32, height, cover, source.icc)
                     .and_then(|i| i.without_metadata())
-                    .and_then(|i| i.copy_memory())
                     .and_then(to_8bit)
             }
             _ => base.resize(preset.width as i32, height, cover),
