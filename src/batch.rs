@@ -374,6 +374,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_permanent_failure_beside_a_retryable_one_is_dead_lettered_once() {
+        let p = pipeline();
+        p.store
+            .insert("in", "uploads/a.jpg", fixture("landscape.jpg"));
+        // `elsewhere/` fails before any storage call, so the injected 503 hits a.jpg.
+        let mixed = || message("m", &["uploads/a.jpg", "elsewhere/x.jpg"]);
+        p.store
+            .fail_next([StorageError::Transient("503 SlowDown".into())]);
+        let dlq = MemoryDeadLetters::default();
+        let first = settle(p.process_batch(vec![mixed()]).await, Some(&dlq)).await;
+        assert_eq!(first.failed, ["m"]);
+        assert!(dlq.letters.lock().unwrap().is_empty());
+        let second = settle(p.process_batch(vec![mixed()]).await, Some(&dlq)).await;
+        assert_eq!(second.done, ["m"]);
+        let letters = dlq.letters.lock().unwrap();
+        assert_eq!(letters.len(), 1);
+        assert_eq!(letters[0].failure.kind, "outside_prefix");
+        assert!(p
+            .store
+            .object("out", "thumbnails/a.jpg/thumb.webp")
+            .is_some());
+    }
+
+    #[tokio::test]
     async fn permanent_failures_are_handed_back_when_the_dlq_cannot_take_them() {
         let p = pipeline();
         let outcomes = p

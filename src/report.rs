@@ -24,10 +24,21 @@ pub struct Report {
 /// Settle every outcome. A message is done when all its records were rendered, skipped, or
 /// delivered to the dead-letter queue. Without a DLQ (or when sending fails) a permanent
 /// failure is handed back, so the queue's redrive policy dead-letters it after its retries.
+/// A message that goes back for a retry sends no dead letters yet: its permanent failures
+/// would fail again on every receive and be dead-lettered once per receive. They are sent
+/// on the receive where nothing is left to retry, or travel in the whole message if the
+/// redrive policy moves it.
 pub async fn settle<D: DeadLetterQueue>(outcomes: Vec<MessageOutcome>, dlq: Option<&D>) -> Report {
     let mut report = Report::default();
     for outcome in outcomes {
-        let mut handed_back = outcome.retry.is_some();
+        if let Some(retry) = &outcome.retry {
+            if !outcome.dead_letters.is_empty() {
+                warn!(message_id = %outcome.message_id, deferred = outcome.dead_letters.len(), retry = %retry.message, "permanent failures wait until the message's retryable ones are settled");
+            }
+            report.failed.push(outcome.message_id);
+            continue;
+        }
+        let mut handed_back = false;
         for letter in &outcome.dead_letters {
             match dlq {
                 Some(dlq) => {
