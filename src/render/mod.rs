@@ -2,8 +2,8 @@
 //!
 //! Steps, in order: `probe` (limits and format from the header, no decoding), decode once with
 //! shrink-on-load to the largest size any preset needs (orientation applied, colour to sRGB),
-//! then each preset from that decoded image, each encoded in every output format, plus a tiny
-//! placeholder for the manifest.
+//! then each preset, largest first, from the smallest whole picture made so far, each encoded
+//! in every output format, plus a tiny placeholder for the manifest.
 
 mod manifest;
 mod preset;
@@ -161,19 +161,27 @@ pub fn render(bytes: &[u8], settings: &RenderSettings) -> Result<Rendered, Rende
     let source = probe(bytes, &settings.limits)?;
     let corrupt = |e: vips::VipsError| RenderError::Corrupt(e.0);
 
-    // The size every preset can be derived from: the largest scale any preset needs.
-    let scale = settings
+    // Width (upright) of the picture at the scale a preset needs, never above the original.
+    let needed_width =
+        |scale: f64| ((f64::from(source.width) * scale.min(1.0)).ceil() as u32).max(1);
+    let scales: Vec<f64> = settings
         .presets
         .iter()
         .map(|p| p.scale_for(source.width, source.height))
-        .fold(0.0, f64::max)
-        .min(1.0);
-    let base_width = ((f64::from(source.width) * scale).ceil() as i32).max(1);
+        .collect();
+    // The size every preset can be derived from: the largest scale any preset needs.
+    let base_width = needed_width(scales.iter().copied().fold(0.0, f64::max));
+    let base = decode_base(bytes, &source, base_width as i32).map_err(corrupt)?;
 
-    let base = decode_base(bytes, &source, base_width).map_err(corrupt)?;
-
-    let mut renditions = Vec::with_capacity(settings.presets.len() * settings.formats.len());
-    for preset in &settings.presets {
+    // Largest preset first, each resized from the smallest whole picture made so far that is
+    // still large enough (resizing costs what its input's pixels cost): `small` comes from
+    // `large`, `thumb` from `small`. Cover crops are not whole pictures and feed nothing.
+    let mut order: Vec<usize> = (0..settings.presets.len()).collect();
+    order.sort_by(|&a, &b| scales[b].total_cmp(&scales[a]));
+    let mut whole: Vec<Image<'static>> = Vec::new();
+    let mut by_preset: Vec<Vec<Rendition>> = vec![Vec::new(); settings.presets.len()];
+    for index in order {
+        let preset = &settings.presets[index];
         let height = preset.height.map_or(UNBOUNDED, |h| h as i32);
         let cover = preset.fit == Fit::Cover;
         let image = match settings.strategy {
@@ -182,20 +190,66 @@ pub fn render(bytes: &[u8], settings: &RenderSettings) -> Result<Rendered, Rende
                     .and_then(|i| i.without_metadata())
                     .and_then(to_8bit)
             }
-            _ => base.resize(preset.width as i32, height, cover),
+            _ => smallest_covering(&whole, &base, needed_width(scales[index])).resize(
+                preset.width as i32,
+                height,
+                cover,
+            ),
         }
         .map_err(corrupt)?;
         // Each preset is encoded once per format, so keep its pixels in memory.
         let image = image.copy_memory().map_err(corrupt)?;
-        let flat = if image.has_alpha() && settings.formats.iter().any(|f| !f.has_alpha()) {
-            Some(image.flatten_white().map_err(corrupt)?)
-        } else {
-            None
-        };
-        for &format in &settings.formats {
+        by_preset[index] = encode(&image, &preset.name, settings)?;
+        if !cover {
+            whole.push(image);
+        }
+    }
+
+    // ThumbHash takes at most 100x100.
+    let hash_width = needed_width(100.0 / f64::from(source.width.max(source.height)));
+    Ok(Rendered {
+        placeholder: placeholder(smallest_covering(&whole, &base, hash_width)).map_err(corrupt)?,
+        source,
+        source_bytes: bytes.len() as u64,
+        renditions: by_preset.into_iter().flatten().collect(),
+    })
+}
+
+/// The smallest of the whole pictures (or the base) at least `width` wide.
+fn smallest_covering<'a>(
+    whole: &'a [Image<'static>],
+    base: &'a Image<'static>,
+    width: u32,
+) -> &'a Image<'static> {
+    whole
+        .iter()
+        .filter(|i| i.width() >= width)
+        .min_by_key(|i| i.width())
+        .unwrap_or(base)
+}
+
+/// One preset's image in every output format: JPEG gets alpha flattened on white.
+fn encode(
+    image: &Image,
+    preset: &str,
+    settings: &RenderSettings,
+) -> Result<Vec<Rendition>, RenderError> {
+    let flat = if image.has_alpha() && settings.formats.iter().any(|f| !f.has_alpha()) {
+        Some(
+            image
+                .flatten_white()
+                .map_err(|e| RenderError::Corrupt(e.0))?,
+        )
+    } else {
+        None
+    };
+    settings
+        .formats
+        .iter()
+        .map(|&format| {
             let input = match &flat {
                 Some(flat) if !format.has_alpha() => flat,
-                _ => &image,
+                _ => image,
             };
             let mut encoded =
                 input
@@ -207,22 +261,15 @@ pub fn render(bytes: &[u8], settings: &RenderSettings) -> Result<Rendered, Rende
             if format == Format::Webp {
                 encoded = webp::strip_metadata(encoded);
             }
-            renditions.push(Rendition {
-                preset: preset.name.clone(),
+            Ok(Rendition {
+                preset: preset.to_string(),
                 format,
                 width: input.width(),
                 height: input.height(),
                 bytes: encoded,
-            });
-        }
-    }
-
-    Ok(Rendered {
-        placeholder: placeholder(&base).map_err(corrupt)?,
-        source,
-        source_bytes: bytes.len() as u64,
-        renditions,
-    })
+            })
+        })
+        .collect()
 }
 
 /// Decode once, shrinking on load to `width` (upright, sRGB, 8-bit), into memory: the whole
