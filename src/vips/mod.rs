@@ -118,17 +118,16 @@ pub fn thread_shutdown() {
     unsafe { ffi::vips_thread_shutdown() }
 }
 
-/// Read and clear libvips' process-wide error buffer. Under concurrency it may also hold
-/// another thread's message: libvips offers nothing finer.
+/// Read and clear libvips' process-wide error buffer in one step (under libvips' lock), so
+/// another thread's message is never cleared unread. Under concurrency the text may still
+/// include another failing image's message: libvips offers nothing finer.
 fn take_error() -> String {
-    // SAFETY: vips_error_buffer returns a NUL-terminated string owned by libvips; we copy it
-    // before clearing.
+    // SAFETY: vips_error_buffer_copy returns a NUL-terminated g_malloc'd copy (never NULL) and
+    // clears the buffer; we copy it into Rust and free it with g_free.
     let text = unsafe {
-        let text = CStr::from_ptr(ffi::vips_error_buffer())
-            .to_string_lossy()
-            .trim()
-            .to_string();
-        ffi::vips_error_clear();
+        let copy = ffi::vips_error_buffer_copy();
+        let text = CStr::from_ptr(copy).to_string_lossy().trim().to_string();
+        ffi::g_free(copy.cast());
         text
     };
     if text.is_empty() {
