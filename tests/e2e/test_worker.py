@@ -1,10 +1,13 @@
-"""`thumbs worker` against moto: mixed batches, S3 throttling, SIGKILL and SIGTERM."""
+"""`thumbs worker` against moto: mixed batches, S3 throttling, mixed outcomes in one message,
+SIGKILL and SIGTERM."""
 import json
 import signal
 import time
 import urllib.parse
 
 from conftest import FIXTURES, account, queue_counts, upload, wait_accounted, wait_until
+
+import accounting
 
 GOOD = {
     "uploads/landscape.jpg": "landscape.jpg",
@@ -150,3 +153,44 @@ def test_persistent_s3_outage_ends_in_the_dlq_by_redrive(aws, make_stack, start_
     assert "ErrorKind" not in letter.attributes  # moved by SQS, not sent by thumbs
     assert letter.kind.startswith("redriven")
     assert stats()["injected"] >= 3  # at least one failed GET per receive
+
+
+def test_a_permanent_failure_beside_a_retryable_one_is_dead_lettered_once(
+    aws, make_stack, start_worker, faultproxy
+):
+    """One message, two records: one outside INPUT_PREFIX (permanent, no S3 call) and one whose
+    first receive meets S3 503s (retryable). The message must come back without sending the
+    permanent one's dead letter, and send it once, on the receive where the other succeeds."""
+    s3, sqs = aws
+    res = make_stack(visibility_timeout=2)
+    # The worker's prefix is one the bucket notification does not watch, so the only message
+    # in the queue is the one this test sends.
+    held = "held/"
+    s3.put_object(Bucket=res["input_bucket"], Key=held + "ok.jpg", Body=(FIXTURES / "landscape.jpg").read_bytes())
+    event = json.loads((FIXTURES / "events" / "s3-multi-record.json").read_text())
+    first, second = event["Records"][:2]
+    for record, key in ((first, held + "ok.jpg"), (second, "elsewhere/x.jpg")):
+        record["s3"]["bucket"] = {"name": res["input_bucket"], "arn": f"arn:aws:s3:::{res['input_bucket']}"}
+        record["s3"]["object"]["key"] = urllib.parse.quote_plus(key, safe="/")
+        record["s3"]["object"]["size"] = (FIXTURES / "landscape.jpg").stat().st_size
+    event["Records"] = [first, second]
+    # Take out what setting up the stack queued (the s3:TestEvent; moto may not filter by prefix).
+    while msgs := sqs.receive_message(QueueUrl=res["queue_url"], MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages"):
+        for m in msgs:
+            assert "held/" not in m["Body"] or "TestEvent" in m["Body"], m["Body"]
+            sqs.delete_message(QueueUrl=res["queue_url"], ReceiptHandle=m["ReceiptHandle"])
+    sqs.send_message(QueueUrl=res["queue_url"], MessageBody=json.dumps(event))
+    # The SDK tries a GET three times: all three attempts of the first receive fail.
+    proxy, stats = faultproxy("--fail-first", "3", "--methods", "GET")
+    worker = start_worker(res, s3_endpoint=proxy, INPUT_PREFIX=held)
+    manifest = "thumbnails/ok.jpg/manifest.json"
+    wait_until(
+        lambda: _settled(sqs, res) and "Contents" in s3.list_objects_v2(Bucket=res["output_bucket"], Prefix=manifest),
+        60,
+        what="the message to be settled and ok.jpg rendered",
+    )
+    assert stats()["injected"] == 3, stats()
+    letters = [d for d in accounting.dead_letters(sqs, res["dlq_url"]) if d.attributes.get("Key") == "elsewhere/x.jpg"]
+    assert len(letters) == 1, [d.attributes for d in letters]
+    assert letters[0].attributes["ErrorKind"] == "outside_prefix"
+    assert "permanent failures wait" in worker.log(), "the message never came back with a held dead letter"
