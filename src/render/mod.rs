@@ -52,6 +52,11 @@ impl RenderError {
     }
 }
 
+/// A libvips failure while decoding or processing: the bytes are not a usable image.
+fn corrupt(e: vips::VipsError) -> RenderError {
+    RenderError::Corrupt(e.0)
+}
+
 /// How decoding is shared between presets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Strategy {
@@ -106,7 +111,7 @@ impl RenderSettings {
         // In memory, so it can be encoded more than once.
         let image = Image::thumbnail(probe_image, 8, 8, false, false)
             .and_then(|i| i.copy_memory())
-            .map_err(|e| RenderError::Corrupt(e.0))?;
+            .map_err(corrupt)?;
         for &format in &self.formats {
             image
                 .save(self.saver(format))
@@ -159,7 +164,6 @@ pub struct Rendered {
 /// runtime run it on a blocking thread.
 pub fn render(bytes: &[u8], settings: &RenderSettings) -> Result<Rendered, RenderError> {
     let source = probe(bytes, &settings.limits)?;
-    let corrupt = |e: vips::VipsError| RenderError::Corrupt(e.0);
 
     // Width (upright) of the picture at the scale a preset needs, never above the original.
     let needed_width =
@@ -235,11 +239,7 @@ fn encode(
     settings: &RenderSettings,
 ) -> Result<Vec<Rendition>, RenderError> {
     let flat = if image.has_alpha() && settings.formats.iter().any(|f| !f.has_alpha()) {
-        Some(
-            image
-                .flatten_white()
-                .map_err(|e| RenderError::Corrupt(e.0))?,
-        )
+        Some(image.flatten_white().map_err(corrupt)?)
     } else {
         None
     };

@@ -83,7 +83,7 @@ pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, RenderError> {
         .ok_or_else(|| RenderError::Unsupported("not a recognised image format".into()))?;
     let format = SourceFormat::from_loader(&loader)
         .ok_or_else(|| RenderError::Unsupported(format!("{loader} input is not accepted")))?;
-    let header = Image::header(bytes).map_err(|e| RenderError::Corrupt(e.0))?;
+    let header = Image::header(bytes).map_err(super::corrupt)?;
     let (width, height) = (header.width(), header.height());
     let pixels = u64::from(width) * u64::from(height);
     if pixels > limits.max_pixels {
