@@ -162,7 +162,10 @@ def test_a_permanent_failure_beside_a_retryable_one_is_dead_lettered_once(
     first receive meets S3 503s (retryable). The message must come back without sending the
     permanent one's dead letter, and send it once, on the receive where the other succeeds."""
     s3, sqs = aws
-    res = make_stack(visibility_timeout=2)
+    # Longer than the SDK's three GET attempts with backoff (at most about 3 s): with a shorter
+    # one SQS hands the message out again while the first receive is still retrying, and the
+    # second receive takes one of the injected 503s.
+    res = make_stack(visibility_timeout=10)
     # The worker's prefix is one the bucket notification does not watch, so the only message
     # in the queue is the one this test sends.
     held = "held/"
