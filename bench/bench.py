@@ -282,7 +282,7 @@ def startup(trials, image, scratch):
                           aws_access_key_id="bench", aws_secret_access_key="bench")
         for b in ("bench-in", "bench-out"):
             s3.create_bucket(Bucket=b)
-        env = dict(os.environ, **aws, OUTPUT_BUCKET="bench-out",
+        env = dict(os.environ, **aws, INPUT_BUCKETS="bench-in", OUTPUT_BUCKET="bench-out",
                    AWS_LAMBDA_FUNCTION_NAME="bench", AWS_LAMBDA_FUNCTION_VERSION="$LATEST",
                    AWS_LAMBDA_FUNCTION_MEMORY_SIZE="1769", AWS_LAMBDA_LOG_GROUP_NAME="bench",
                    AWS_LAMBDA_LOG_STREAM_NAME="bench", THUMBS_PRESETS=PRESETS,

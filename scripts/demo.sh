@@ -48,7 +48,7 @@ echo "== creating buckets and queues on $AWS_ENDPOINT_URL"
 eval "$($py scripts/local_stack.py setup --visibility-timeout 30 --json "$state/stack.json")"
 
 echo "== starting thumbs worker (log: $state/worker.log)"
-OUTPUT_BUCKET=$OUTPUT_BUCKET DLQ_URL=$DLQ_URL RUST_LOG=${RUST_LOG:-info} \
+INPUT_BUCKETS=$INPUT_BUCKET OUTPUT_BUCKET=$OUTPUT_BUCKET DLQ_URL=$DLQ_URL RUST_LOG=${RUST_LOG:-info} \
   "$bin" worker --queue-url "$QUEUE_URL" --concurrency 2 >"$state/worker.log" 2>&1 &
 worker_pid=$!
 

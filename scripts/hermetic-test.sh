@@ -16,7 +16,7 @@ repo=$(pwd)
 lambda_ld_path=/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib
 
 if [ "${1:-}" = "--sandbox" ]; then
-  # Internal: run by hermetic_lambda.py, which adds AWS_LAMBDA_RUNTIME_API, OUTPUT_BUCKET, DLQ_URL.
+  # Internal: run by hermetic_lambda.py, which adds AWS_LAMBDA_RUNTIME_API, INPUT_BUCKETS, OUTPUT_BUCKET, DLQ_URL.
   # Started as `bootstrap` the binary serves the Runtime API; HERMETIC_ARGV0 picks another name.
   # VIPS_NOVECTOR: orc writes its SIMD code through a second (RW) mapping of the code it runs;
   # qemu-user does not see those writes and runs stale code (JPEG/HEIC shrink crashed here).
@@ -38,7 +38,7 @@ if [ "${1:-}" = "--sandbox" ]; then
     --setenv AWS_REGION us-east-1 --setenv AWS_DEFAULT_REGION us-east-1 \
     --setenv AWS_ACCESS_KEY_ID test --setenv AWS_SECRET_ACCESS_KEY test --setenv AWS_SESSION_TOKEN test \
     --setenv AWS_ENDPOINT_URL "${AWS_ENDPOINT_URL:-http://127.0.0.1:9}" \
-    --setenv OUTPUT_BUCKET "${OUTPUT_BUCKET:-unset}" --setenv DLQ_URL "${DLQ_URL:-}" \
+    --setenv INPUT_BUCKETS "${INPUT_BUCKETS:-unset}" --setenv OUTPUT_BUCKET "${OUTPUT_BUCKET:-unset}" --setenv DLQ_URL "${DLQ_URL:-}" \
     --setenv THUMBS_PRESETS thumb=150x150:cover,small=480,large=1080 --setenv THUMBS_FORMATS webp \
     --setenv VIPSHOME /opt --setenv RUST_LOG "${RUST_LOG:-info}" \
     --setenv VIPS_NOVECTOR 1 \

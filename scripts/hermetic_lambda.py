@@ -4,7 +4,7 @@
 Sets up buckets and queues on a moto server (AWS_ENDPOINT_URL), uploads fixtures under
 uploads/, lets moto's own S3 -> SQS notification make the message bodies, wraps them into
 Lambda SQS events, serves those through a minimal Lambda Runtime API on 127.0.0.1, starts the
-command after `--` (the sandboxed bootstrap) with AWS_LAMBDA_RUNTIME_API, OUTPUT_BUCKET and
+command after `--` (the sandboxed bootstrap) with AWS_LAMBDA_RUNTIME_API, INPUT_BUCKETS, OUTPUT_BUCKET and
 DLQ_URL added to its environment, and checks the responses, the output bucket and the DLQ.
 
   hermetic_lambda.py --fixtures DIR -- COMMAND...
@@ -172,7 +172,7 @@ def main():
 
     api = RuntimeApi()
     env = dict(os.environ, AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{api.server.server_port}",
-               OUTPUT_BUCKET=out_bucket, DLQ_URL=dlq_url)
+               INPUT_BUCKETS=src_bucket, OUTPUT_BUCKET=out_bucket, DLQ_URL=dlq_url)
     failures = []
     proc = subprocess.Popen(args.command, env=env)
     try:
@@ -190,14 +190,16 @@ def main():
             if "manifest.json" not in names or len([n for n in names if n.endswith(".webp")]) < 3:
                 failures.append(f"{key}: expected manifest.json and 3 WebP renditions, found {names}")
                 continue
-            thumb = s3.get_object(Bucket=out_bucket, Key=f"thumbnails/{rel}/thumb.webp")
+            manifest = json.loads(s3.get_object(Bucket=out_bucket, Key=f"thumbnails/{rel}/manifest.json")["Body"].read())
+            # Renditions are named by a content digest; the manifest says where each is.
+            thumb_key = next(r["key"] for r in manifest["renditions"] if r["preset"] == "thumb")
+            thumb = s3.get_object(Bucket=out_bucket, Key=thumb_key)
             size = webp_size(thumb["Body"].read())
-            print(f"hermetic: {key} -> {names}; thumb.webp {size}, {thumb.get('ContentType')}")
+            print(f"hermetic: {key} -> {names}; {thumb_key.rsplit('/', 1)[1]} {size}, {thumb.get('ContentType')}")
             if size != (150, 150):
-                failures.append(f"{key}: thumb.webp is {size}, expected (150, 150)")
-            json.loads(s3.get_object(Bucket=out_bucket, Key=f"thumbnails/{rel}/manifest.json")["Body"].read())
+                failures.append(f"{key}: {thumb_key} is {size}, expected (150, 150)")
 
-        # 2: a corrupt upload: with DLQ_URL set it goes to the DLQ at once, or it is a batch failure.
+        # 2: a corrupt upload goes to the DLQ at once with its reason.
         bad_key = next(iter(bad))
         started = time.time()
         kind, resp = api.invoke({"Records": [records[bad_key]]}, proc, timeout=120)
@@ -207,10 +209,13 @@ def main():
                                   MessageAttributeNames=["All"]).get("Messages", [])
         print(f"hermetic: DLQ holds {len(dlq)} message(s): "
               f"{[(m['Body'][:120], sorted(m.get('MessageAttributes', {}))) for m in dlq]}")
-        reported = records[bad_key]["messageId"] in failed_ids or any(
-            "truncated.jpg" in m["Body"] for m in dlq)
-        if kind != "response" or not reported:
-            failures.append(f"corrupt upload not reported (no batch item failure, nothing in the DLQ): {kind} {resp}")
+        # DLQ_URL is set, so a permanent failure goes to the DLQ at once, with its kind, and the
+        # message is acknowledged (not a batch item failure, which would only redeliver it).
+        letters = [m for m in dlq if "truncated.jpg" in m["Body"]]
+        kinds = [m.get("MessageAttributes", {}).get("ErrorKind", {}).get("StringValue") for m in letters]
+        if kind != "response" or failed_ids or kinds != ["corrupt"]:
+            failures.append(f"corrupt upload: expected one DLQ letter of kind corrupt and no batch item failure, "
+                            f"got {kind} {resp}, letters of kinds {kinds}")
         leftover = s3.list_objects_v2(Bucket=out_bucket, Prefix="thumbnails/truncated.jpg/").get("Contents", [])
         if leftover:
             failures.append(f"corrupt upload left renditions: {[o['Key'] for o in leftover]}")

@@ -1,9 +1,10 @@
 //! Messages in, one outcome per message out: every record of every message is processed
 //! (fetch -> render -> store), concurrently up to a limit, and no record's failure touches
-//! another's.
+//! another's. On Lambda a deadline bounds the batch: what cannot finish in time goes back.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
@@ -16,14 +17,20 @@ use crate::fetch::fetch;
 use crate::notification::{self, Notification, ObjectRef, Record};
 use crate::render;
 use crate::storage::ObjectStore;
-use crate::store::store;
-use crate::telemetry;
+use crate::store::{self, check_key_length, nothing_to_do, settings_fingerprint};
+use crate::telemetry::{self, printable};
+
+/// How long before the deadline the batch stops waiting and hands back what is unfinished:
+/// time for the response to reach Lambda.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
 
 /// An SQS message, as both shells see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     pub id: String,
     pub body: String,
+    /// SQS's ApproximateReceiveCount: 1 on the first delivery.
+    pub receive_count: u32,
 }
 
 /// A permanent failure to send to the dead-letter queue: a body a redrive can replay, and why.
@@ -43,17 +50,31 @@ pub struct MessageOutcome {
     pub message_id: String,
     /// Originals rendered and stored.
     pub rendered: usize,
-    /// Records with nothing to do (test events, other event types).
+    /// Records with nothing to do (test events, other event types, unchanged or superseded
+    /// uploads, folder markers, deletions).
     pub skipped: usize,
     pub dead_letters: Vec<DeadLetter>,
     /// Set when some record should be tried again: the whole message goes back to the queue.
     pub retry: Option<Failure>,
 }
 
+/// What one record came to, short of a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Done {
+    Rendered {
+        bytes_in: u64,
+        bytes_out: u64,
+    },
+    /// Nothing to do, and why (logged as the outcome).
+    Skipped(&'static str),
+}
+
 /// The core both shells run: storage, settings and a concurrency limit.
 pub struct Pipeline<S> {
     pub store: S,
     pub config: PipelineConfig,
+    /// `store::settings_fingerprint` of the settings, computed once.
+    fingerprint: String,
     limit: Arc<Semaphore>,
 }
 
@@ -62,35 +83,82 @@ impl<S: ObjectStore> Pipeline<S> {
     pub fn new(store: S, config: PipelineConfig, concurrency: usize) -> Arc<Self> {
         Arc::new(Pipeline {
             store,
+            fingerprint: settings_fingerprint(&config.render),
             config,
             limit: Arc::new(Semaphore::new(concurrency.max(1))),
         })
     }
 
-    /// Process a batch; outcomes come back in the order of `messages`.
-    pub async fn process_batch(self: &Arc<Self>, messages: Vec<Message>) -> Vec<MessageOutcome> {
-        let mut tasks = JoinSet::new();
-        for (index, message) in messages.into_iter().enumerate() {
+    /// Process a batch; outcomes come back in the order of `messages`. With a `deadline`, no
+    /// original is started with less than `TIME_RESERVE_SECONDS` left, and messages still
+    /// unfinished shortly before it are handed back for a retry.
+    pub async fn process_batch(
+        self: &Arc<Self>,
+        messages: Vec<Message>,
+        deadline: Option<Instant>,
+    ) -> Vec<MessageOutcome> {
+        let work = messages.iter().map(|message| {
             let pipeline = Arc::clone(self);
+            let message = message.clone();
             let span = tracing::info_span!("message", id = %message.id);
-            tasks.spawn(
-                async move { (index, pipeline.process_message(message).await) }.instrument(span),
-            );
+            async move { pipeline.process_message(message, deadline).await }.instrument(span)
+        });
+        let cutoff = deadline.map(|d| d.checked_sub(DEADLINE_MARGIN).unwrap_or(d));
+        let results = run_isolated(work, cutoff).await;
+        messages
+            .iter()
+            .zip(results)
+            .map(|(message, result)| match result {
+                Ok(outcome) => outcome,
+                Err(Interrupted::Panicked(why)) => {
+                    warn!(id = %message.id, error = %why, "a message task panicked; it will be retried");
+                    self.retry_whole(message, Failure::retryable("panic", why))
+                }
+                Err(Interrupted::Unfinished) => {
+                    warn!(id = %message.id, "not finished before the deadline; handed back");
+                    self.retry_whole(
+                        message,
+                        Failure::retryable(
+                            "deadline",
+                            "not finished before the function's deadline",
+                        ),
+                    )
+                }
+            })
+            .collect()
+    }
+
+    /// A message that goes back whole, or, on its last receive, to the dead-letter queue
+    /// whole, with the reason.
+    fn retry_whole(&self, message: &Message, failure: Failure) -> MessageOutcome {
+        let mut outcome = MessageOutcome {
+            message_id: message.id.clone(),
+            ..Default::default()
+        };
+        if self.last_receive(message) {
+            outcome.dead_letters.push(DeadLetter {
+                body: message.body.clone(),
+                failure: given_up(failure, message.receive_count),
+                bucket: None,
+                key: None,
+                source_message_id: message.id.clone(),
+            });
+        } else {
+            outcome.retry = Some(failure);
         }
-        let mut outcomes: Vec<(usize, MessageOutcome)> = Vec::with_capacity(tasks.len());
-        while let Some(joined) = tasks.join_next().await {
-            // A panic inside one message must not lose the others; the panicked one is retried.
-            match joined {
-                Ok(done) => outcomes.push(done),
-                Err(e) => warn!(error = %e, "a message task failed; it will be retried"),
-            }
-        }
-        outcomes.sort_by_key(|(index, _)| *index);
-        outcomes.into_iter().map(|(_, outcome)| outcome).collect()
+        outcome
+    }
+
+    fn last_receive(&self, message: &Message) -> bool {
+        message.receive_count >= self.config.max_receives
     }
 
     /// Process every record of one message.
-    pub async fn process_message(self: &Arc<Self>, message: Message) -> MessageOutcome {
+    pub async fn process_message(
+        self: &Arc<Self>,
+        message: Message,
+        deadline: Option<Instant>,
+    ) -> MessageOutcome {
         let mut outcome = MessageOutcome {
             message_id: message.id.clone(),
             ..Default::default()
@@ -116,34 +184,36 @@ impl<S: ObjectStore> Pipeline<S> {
                 return outcome;
             }
         };
+        let last_receive = self.last_receive(&message);
         let mut tasks = JoinSet::new();
         for record in records {
-            match record {
-                Record::Created { object, raw } => {
-                    let pipeline = Arc::clone(self);
-                    let span =
-                        tracing::info_span!("object", bucket = %object.bucket, key = %object.key);
-                    tasks.spawn(
-                        async move {
-                            let result = pipeline.process_object(&object).await;
-                            (object, raw, result)
-                        }
-                        .instrument(span),
-                    );
-                }
+            let (object, raw, removed) = match record {
+                Record::Created { object, raw } => (object, raw, false),
+                Record::Removed { object, raw } => (object, raw, true),
                 Record::Ignored { event } => {
-                    info!(outcome = "skipped", event = %event, "not an ObjectCreated event");
+                    info!(outcome = "skipped", event = %printable(&event), "not an upload or deletion");
                     outcome.skipped += 1;
+                    continue;
                 }
                 Record::Invalid { reason, raw } => {
                     let failure = Failure::permanent("invalid_record", reason);
-                    warn!(outcome = "dead_letter", kind = failure.kind, error = %failure.message);
+                    warn!(outcome = "dead_letter", kind = failure.kind, error = %printable(&failure.message));
                     telemetry::record_failure(&failure);
                     outcome
                         .dead_letters
                         .push(dead_letter(&message.id, None, &raw, failure));
+                    continue;
                 }
-            }
+            };
+            let pipeline = Arc::clone(self);
+            let span = tracing::info_span!("object", bucket = %printable(&object.bucket), key = %printable(&object.key));
+            tasks.spawn(
+                async move {
+                    let result = pipeline.process_object(&object, removed, deadline).await;
+                    (object, raw, result)
+                }
+                .instrument(span),
+            );
         }
         while let Some(joined) = tasks.join_next().await {
             let (object, raw, result) = match joined {
@@ -154,9 +224,15 @@ impl<S: ObjectStore> Pipeline<S> {
                 }
             };
             match result {
-                Ok(()) => outcome.rendered += 1,
-                Err(failure) if failure.retryable => outcome.retry = Some(failure),
+                Ok(Done::Rendered { .. }) => outcome.rendered += 1,
+                Ok(Done::Skipped(_)) => outcome.skipped += 1,
+                Err(failure) if failure.retryable && !last_receive => outcome.retry = Some(failure),
                 Err(failure) => {
+                    let failure = if failure.retryable {
+                        given_up(failure, message.receive_count)
+                    } else {
+                        failure
+                    };
                     outcome.dead_letters.push(dead_letter(
                         &message.id,
                         Some(&object),
@@ -169,41 +245,115 @@ impl<S: ObjectStore> Pipeline<S> {
         outcome
     }
 
-    /// Fetch, render and store one original.
-    async fn process_object(self: &Arc<Self>, object: &ObjectRef) -> Result<(), Failure> {
+    /// Handle one record (an upload, or a deletion), within the concurrency limit.
+    async fn process_object(
+        self: &Arc<Self>,
+        object: &ObjectRef,
+        removed: bool,
+        deadline: Option<Instant>,
+    ) -> Result<Done, Failure> {
         let _permit = self.limit.acquire().await.expect("semaphore never closed");
         let started = Instant::now();
-        let result = self.fetch_render_store(object).await;
+        if deadline.is_some_and(|d| d.saturating_duration_since(started) < self.config.time_reserve)
+        {
+            let failure = Failure::retryable(
+                "deadline",
+                "not started: too little of the function's time was left",
+            );
+            info!(
+                outcome = "retry",
+                kind = failure.kind,
+                "{}",
+                failure.message
+            );
+            return Err(failure);
+        }
+        let result = if removed {
+            self.remove(object).await
+        } else {
+            self.fetch_render_store(object).await
+        };
         let elapsed = started.elapsed();
         match &result {
-            Ok(stats) => {
+            Ok(Done::Rendered {
+                bytes_in,
+                bytes_out,
+            }) => {
                 info!(
                     outcome = "rendered",
-                    bytes_in = stats.0,
-                    bytes_out = stats.1,
+                    bytes_in,
+                    bytes_out,
                     ms = elapsed.as_millis() as u64
                 );
-                telemetry::record_rendered(stats.0, stats.1, elapsed);
+                telemetry::record_rendered(*bytes_in, *bytes_out, elapsed);
             }
+            Ok(Done::Skipped(why)) => info!(outcome = "skipped", reason = why),
             Err(failure) => {
                 let outcome = if failure.retryable {
                     "retry"
                 } else {
                     "dead_letter"
                 };
-                warn!(outcome, kind = failure.kind, error = %failure.message);
+                warn!(outcome, kind = failure.kind, error = %printable(&failure.message));
                 telemetry::record_failure(failure);
             }
         }
-        result.map(|_| ())
+        result
     }
 
-    /// Returns (bytes in, bytes out).
-    async fn fetch_render_store(
-        self: &Arc<Self>,
-        object: &ObjectRef,
-    ) -> Result<(u64, u64), Failure> {
-        let mut fetched = fetch(&self.store, object, &self.config).await?;
+    /// Whether a record is ours to act on: a configured bucket, a key under the input prefix,
+    /// not a folder marker. `Ok(Some(why))` means acknowledge and do nothing.
+    fn admit(&self, object: &ObjectRef) -> Result<Option<&'static str>, Failure> {
+        if !self.config.input_buckets.contains(&object.bucket) {
+            return Err(Failure::permanent(
+                "foreign_bucket",
+                format!(
+                    "bucket `{}` is not one of INPUT_BUCKETS: refusing to read from it",
+                    object.bucket
+                ),
+            ));
+        }
+        // Never work outside the input prefix: that is how outputs could feed back as inputs.
+        if !object.key.starts_with(&self.config.input_prefix) {
+            return Err(Failure::permanent(
+                "outside_prefix",
+                format!(
+                    "key is outside INPUT_PREFIX `{}`: refusing to process it",
+                    self.config.input_prefix
+                ),
+            ));
+        }
+        // The S3 console's "create folder" makes an empty object whose key ends in `/`.
+        if object.key.ends_with('/') {
+            return Ok(Some("folder_marker"));
+        }
+        Ok(None)
+    }
+
+    /// Fetch, render and store one original, unless the stored manifest says there is nothing
+    /// to do (the same source and settings, or a newer upload already rendered).
+    async fn fetch_render_store(self: &Arc<Self>, object: &ObjectRef) -> Result<Done, Failure> {
+        if let Some(why) = self.admit(object)? {
+            return Ok(Done::Skipped(why));
+        }
+        check_key_length(&self.config, object)?;
+        let current = store::current(&self.store, &self.config, object).await?;
+        let nothing = |etag: Option<&str>| {
+            current
+                .manifest
+                .as_ref()
+                .and_then(|m| nothing_to_do(m, object, etag, &self.fingerprint))
+        };
+        if let Some(why) = nothing(object.etag.as_deref()) {
+            return Ok(Done::Skipped(why));
+        }
+        // `None`: the key holds a newer upload now; its own event renders it.
+        let Some(mut fetched) = fetch(&self.store, object, &self.config).await? else {
+            return Ok(Done::Skipped("superseded"));
+        };
+        if let Some(why) = nothing(fetched.etag.as_deref()) {
+            return Ok(Done::Skipped(why));
+        }
         let pipeline = Arc::clone(self);
         // The bytes move to the render thread; `fetched` keeps the ETag and version for `store`.
         let bytes = std::mem::take(&mut fetched.bytes);
@@ -213,14 +363,100 @@ impl<S: ObjectStore> Pipeline<S> {
             tokio::task::spawn_blocking(move || render::render(&bytes, &pipeline.config.render))
                 .await
                 .map_err(|e| Failure::retryable("panic", format!("render task failed: {e}")))??;
-        store(&self.store, &self.config, object, &fetched, &rendered).await?;
+        let stored = store::store(
+            &self.store,
+            &self.config,
+            object,
+            &fetched,
+            &rendered,
+            &current,
+        )
+        .await?;
+        if stored.is_none() {
+            return Ok(Done::Skipped("superseded"));
+        }
         let bytes_out = rendered
             .renditions
             .iter()
             .map(|r| r.bytes.len() as u64)
             .sum();
-        Ok((bytes_in, bytes_out))
+        Ok(Done::Rendered {
+            bytes_in,
+            bytes_out,
+        })
     }
+
+    /// An original was deleted: with `SYNC_DELETES`, delete its outputs too.
+    async fn remove(&self, object: &ObjectRef) -> Result<Done, Failure> {
+        if !self.config.sync_deletes {
+            return Ok(Done::Skipped("deletions_not_followed"));
+        }
+        if let Some(why) = self.admit(object)? {
+            return Ok(Done::Skipped(why));
+        }
+        Ok(
+            match store::remove(&self.store, &self.config, object).await? {
+                true => Done::Skipped("outputs_deleted"),
+                false => Done::Skipped("nothing_to_delete"),
+            },
+        )
+    }
+}
+
+/// Why a task gave no outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Interrupted {
+    Panicked(String),
+    /// Still running at the cutoff: stopped.
+    Unfinished,
+}
+
+/// Run every future as its own task, so a panic in one loses none of the others; results
+/// come back in order. Tasks still running at `cutoff` are stopped (their writes are
+/// idempotent, so a retry may redo them).
+async fn run_isolated<F>(
+    work: impl IntoIterator<Item = F>,
+    cutoff: Option<Instant>,
+) -> Vec<Result<F::Output, Interrupted>>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let mut tasks = JoinSet::new();
+    let mut index_of = HashMap::new();
+    for (index, future) in work.into_iter().enumerate() {
+        index_of.insert(tasks.spawn(future).id(), index);
+    }
+    let mut results: Vec<Result<F::Output, Interrupted>> = (0..index_of.len())
+        .map(|_| Err(Interrupted::Unfinished))
+        .collect();
+    loop {
+        let joined = match cutoff {
+            Some(cutoff) => {
+                match tokio::time::timeout_at(cutoff.into(), tasks.join_next_with_id()).await {
+                    Ok(joined) => joined,
+                    Err(_) => break,
+                }
+            }
+            None => tasks.join_next_with_id().await,
+        };
+        match joined {
+            None => break,
+            Some(Ok((id, output))) => results[index_of[&id]] = Ok(output),
+            Some(Err(e)) => results[index_of[&e.id()]] = Err(Interrupted::Panicked(e.to_string())),
+        }
+    }
+    tasks.abort_all();
+    results
+}
+
+/// A retryable failure that ran out of receives: dead-lettered with its reason rather than
+/// moved by the redrive policy without one.
+fn given_up(failure: Failure, receives: u32) -> Failure {
+    Failure::permanent(
+        failure.kind,
+        format!("{} (gave up after {receives} receives)", failure.message),
+    )
 }
 
 fn dead_letter(
@@ -243,7 +479,7 @@ mod tests {
     use super::*;
     use crate::config::Env;
     use crate::report::{settle, MemoryDeadLetters};
-    use crate::storage::{MemoryStore, StorageError};
+    use crate::storage::{MemoryStore, PutObject, StorageError};
 
     fn fixture(name: &str) -> Vec<u8> {
         std::fs::read(format!(
@@ -253,22 +489,57 @@ mod tests {
         .unwrap()
     }
 
-    fn pipeline() -> Arc<Pipeline<MemoryStore>> {
-        let config =
-            PipelineConfig::from_env(&Env::from_pairs([("OUTPUT_BUCKET", "out")])).unwrap();
+    fn pipeline_with(vars: &[(&str, &str)]) -> Arc<Pipeline<MemoryStore>> {
+        let mut pairs = vec![("OUTPUT_BUCKET", "out"), ("INPUT_BUCKETS", "in")];
+        pairs.extend_from_slice(vars);
+        let config = PipelineConfig::from_env(&Env::from_pairs(pairs)).unwrap();
         Pipeline::new(MemoryStore::default(), config, 2)
+    }
+
+    fn pipeline() -> Arc<Pipeline<MemoryStore>> {
+        pipeline_with(&[])
+    }
+
+    /// One S3 record; `object` fields (eTag, sequencer...) are merged in.
+    fn record(event: &str, bucket: &str, key: &str, object: Value) -> Value {
+        let mut record =
+            json!({"eventName": event, "s3": {"bucket": {"name": bucket}, "object": {"key": key}}});
+        if let (Some(target), Value::Object(extra)) =
+            (record["s3"]["object"].as_object_mut(), object)
+        {
+            target.extend(extra);
+        }
+        record
+    }
+
+    fn message_of(id: &str, records: Vec<Value>) -> Message {
+        Message {
+            id: id.into(),
+            body: json!({ "Records": records }).to_string(),
+            receive_count: 1,
+        }
     }
 
     /// An SQS message carrying an S3 notification for these (already encoded) keys.
     fn message(id: &str, keys: &[&str]) -> Message {
-        let records: Vec<Value> = keys
+        let records = keys
             .iter()
-            .map(|k| json!({"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "in"}, "object": {"key": k}}}))
+            .map(|k| record("ObjectCreated:Put", "in", k, json!({})))
             .collect();
-        Message {
-            id: id.into(),
-            body: json!({ "Records": records }).to_string(),
-        }
+        message_of(id, records)
+    }
+
+    /// The stored rendition of `preset` in `folder` (its name carries a content digest).
+    fn rendition(p: &Pipeline<MemoryStore>, folder: &str, preset: &str) -> Option<PutObject> {
+        let prefix = format!("{folder}{preset}.");
+        let keys = p.store.keys("out");
+        let key = keys.iter().find(|k| k.starts_with(&prefix))?;
+        p.store.object("out", key)
+    }
+
+    fn manifest(p: &Pipeline<MemoryStore>, folder: &str) -> Option<render::Manifest> {
+        let stored = p.store.object("out", &format!("{folder}manifest.json"))?;
+        Some(serde_json::from_slice(&stored.body).unwrap())
     }
 
     #[tokio::test]
@@ -279,26 +550,33 @@ mod tests {
         p.store
             .insert("in", "uploads/b c.png", fixture("alpha.png"));
         let outcomes = p
-            .process_batch(vec![message("m1", &["uploads/a.jpg", "uploads/b+c.png"])])
+            .process_batch(
+                vec![message("m1", &["uploads/a.jpg", "uploads/b+c.png"])],
+                None,
+            )
             .await;
         assert_eq!(outcomes[0].rendered, 2);
         assert!(outcomes[0].dead_letters.is_empty() && outcomes[0].retry.is_none());
-        let keys = p.store.keys("out");
         for folder in ["thumbnails/a.jpg/", "thumbnails/b c.png/"] {
-            for file in ["thumb.webp", "small.webp", "large.webp", "manifest.json"] {
+            let manifest = manifest(&p, folder).expect("manifest written");
+            assert_eq!(manifest.renditions.len(), 3);
+            for listed in &manifest.renditions {
                 assert!(
-                    keys.contains(&format!("{folder}{file}")),
-                    "{folder}{file} in {keys:?}"
+                    p.store.object("out", &listed.key).is_some(),
+                    "{}",
+                    listed.key
                 );
             }
         }
-        let thumb = p
-            .store
-            .object("out", "thumbnails/a.jpg/thumb.webp")
-            .unwrap();
+        let thumb = rendition(&p, "thumbnails/a.jpg/", "thumb").unwrap();
         assert_eq!(thumb.content_type, "image/webp");
-        assert_eq!(thumb.cache_control, "public, max-age=31536000");
+        assert_eq!(thumb.cache_control, "public, max-age=31536000, immutable");
         assert_eq!(thumb.metadata["source-key"], "uploads/a.jpg");
+        let stored = p
+            .store
+            .object("out", "thumbnails/a.jpg/manifest.json")
+            .unwrap();
+        assert_eq!(stored.cache_control, "no-cache");
     }
 
     #[tokio::test]
@@ -316,9 +594,10 @@ mod tests {
             Message {
                 id: "junk".into(),
                 body: "hello".into(),
+                receive_count: 1,
             },
         ];
-        let outcomes = p.process_batch(messages).await;
+        let outcomes = p.process_batch(messages, None).await;
         let kinds: Vec<Vec<&str>> = outcomes
             .iter()
             .map(|o| o.dead_letters.iter().map(|d| d.failure.kind).collect())
@@ -351,6 +630,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn records_from_buckets_not_configured_are_dead_lettered_unread() {
+        let p = pipeline();
+        p.store
+            .insert("elsewhere", "uploads/a.jpg", fixture("landscape.jpg"));
+        let m = message_of(
+            "m",
+            vec![record(
+                "ObjectCreated:Put",
+                "elsewhere",
+                "uploads/a.jpg",
+                json!({}),
+            )],
+        );
+        let outcomes = p.process_batch(vec![m], None).await;
+        assert_eq!(outcomes[0].dead_letters[0].failure.kind, "foreign_bucket");
+        assert!(p.store.keys("out").is_empty());
+    }
+
+    #[tokio::test]
     async fn transient_storage_errors_hand_the_message_back() {
         let p = pipeline();
         p.store
@@ -358,7 +656,7 @@ mod tests {
         p.store
             .fail_next([StorageError::Transient("503 SlowDown".into())]);
         let outcomes = p
-            .process_batch(vec![message("m", &["uploads/a.jpg"])])
+            .process_batch(vec![message("m", &["uploads/a.jpg"])], None)
             .await;
         assert_eq!(
             outcomes[0].retry.as_ref().map(|f| f.kind),
@@ -368,9 +666,30 @@ mod tests {
         assert_eq!(report.failed, ["m"]);
         // The retry succeeds.
         let outcomes = p
-            .process_batch(vec![message("m", &["uploads/a.jpg"])])
+            .process_batch(vec![message("m", &["uploads/a.jpg"])], None)
             .await;
         assert_eq!(outcomes[0].rendered, 1);
+    }
+
+    #[tokio::test]
+    async fn retryable_failures_on_the_last_receive_are_dead_lettered_with_their_reason() {
+        let p = pipeline();
+        p.store
+            .insert("in", "uploads/a.jpg", fixture("landscape.jpg"));
+        p.store
+            .fail_next([StorageError::AccessDenied("AccessDenied (HTTP 403)".into())]);
+        let mut last = message("m", &["uploads/a.jpg"]);
+        last.receive_count = 3;
+        let outcomes = p.process_batch(vec![last], None).await;
+        assert!(outcomes[0].retry.is_none());
+        let letter = &outcomes[0].dead_letters[0];
+        assert_eq!(letter.failure.kind, "access_denied");
+        assert!(!letter.failure.retryable);
+        assert!(
+            letter.failure.message.contains("gave up after 3 receives"),
+            "{}",
+            letter.failure.message
+        );
     }
 
     #[tokio::test]
@@ -383,25 +702,22 @@ mod tests {
         p.store
             .fail_next([StorageError::Transient("503 SlowDown".into())]);
         let dlq = MemoryDeadLetters::default();
-        let first = settle(p.process_batch(vec![mixed()]).await, Some(&dlq)).await;
+        let first = settle(p.process_batch(vec![mixed()], None).await, Some(&dlq)).await;
         assert_eq!(first.failed, ["m"]);
         assert!(dlq.letters.lock().unwrap().is_empty());
-        let second = settle(p.process_batch(vec![mixed()]).await, Some(&dlq)).await;
+        let second = settle(p.process_batch(vec![mixed()], None).await, Some(&dlq)).await;
         assert_eq!(second.done, ["m"]);
         let letters = dlq.letters.lock().unwrap();
         assert_eq!(letters.len(), 1);
         assert_eq!(letters[0].failure.kind, "outside_prefix");
-        assert!(p
-            .store
-            .object("out", "thumbnails/a.jpg/thumb.webp")
-            .is_some());
+        assert!(rendition(&p, "thumbnails/a.jpg/", "thumb").is_some());
     }
 
     #[tokio::test]
     async fn permanent_failures_are_handed_back_when_the_dlq_cannot_take_them() {
         let p = pipeline();
         let outcomes = p
-            .process_batch(vec![message("m", &["uploads/missing.jpg"])])
+            .process_batch(vec![message("m", &["uploads/missing.jpg"])], None)
             .await;
         let no_dlq: Option<&MemoryDeadLetters> = None;
         assert_eq!(settle(outcomes.clone(), no_dlq).await.failed, ["m"]);
@@ -413,18 +729,23 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn test_events_and_removals_are_acknowledged_without_work() {
+    async fn test_events_removals_and_folder_markers_are_acknowledged_without_work() {
         let p = pipeline();
         let test_event = Message {
             id: "t".into(),
             body: json!({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "in"})
                 .to_string(),
+            receive_count: 1,
         };
-        let removal = Message {
-            id: "r".into(),
-            body: json!({"Records": [{"eventName": "ObjectRemoved:Delete", "s3": {"bucket": {"name": "in"}, "object": {"key": "uploads/x"}}}]}).to_string(),
-        };
-        let outcomes = p.process_batch(vec![test_event, removal]).await;
+        let removal = message_of(
+            "r",
+            vec![record("ObjectRemoved:Delete", "in", "uploads/x", json!({}))],
+        );
+        p.store.insert("in", "uploads/folder/", vec![]);
+        let folder = message("f", &["uploads/folder/"]);
+        let outcomes = p
+            .process_batch(vec![test_event, removal, folder], None)
+            .await;
         assert!(outcomes
             .iter()
             .all(|o| o.skipped == 1 && o.dead_letters.is_empty() && o.retry.is_none()));
@@ -432,21 +753,276 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn duplicate_delivery_rewrites_the_same_objects() {
+    async fn a_duplicate_delivery_is_acknowledged_without_rendering() {
         let p = pipeline();
         p.store
             .insert("in", "uploads/a.jpg", fixture("landscape.jpg"));
-        let deliver_and_list = || async {
-            p.process_batch(vec![message("m", &["uploads/a.jpg"])])
-                .await;
-            let keys = p.store.keys("out");
-            keys.iter()
-                .map(|k| p.store.object("out", k).unwrap())
-                .collect::<Vec<_>>()
+        let first = p
+            .process_batch(vec![message("m", &["uploads/a.jpg"])], None)
+            .await;
+        assert_eq!(first[0].rendered, 1);
+        let writes = p.store.puts.lock().unwrap().len();
+        let second = p
+            .process_batch(vec![message("m", &["uploads/a.jpg"])], None)
+            .await;
+        assert_eq!((second[0].rendered, second[0].skipped), (0, 1));
+        assert_eq!(p.store.puts.lock().unwrap().len(), writes);
+    }
+
+    #[tokio::test]
+    async fn changed_settings_render_again() {
+        let p = pipeline();
+        p.store
+            .insert("in", "uploads/a.jpg", fixture("landscape.jpg"));
+        p.process_batch(vec![message("m", &["uploads/a.jpg"])], None)
+            .await;
+        let q = Pipeline::new(
+            MemoryStore::default(),
+            PipelineConfig::from_env(&Env::from_pairs([
+                ("OUTPUT_BUCKET", "out"),
+                ("INPUT_BUCKETS", "in"),
+                ("THUMBS_PRESETS", "thumb=100x100:cover"),
+            ]))
+            .unwrap(),
+            1,
+        );
+        q.store
+            .insert("in", "uploads/a.jpg", fixture("landscape.jpg"));
+        let old = p
+            .store
+            .object("out", "thumbnails/a.jpg/manifest.json")
+            .unwrap();
+        q.store
+            .insert("out", "thumbnails/a.jpg/manifest.json", old.body);
+        let outcomes = q
+            .process_batch(vec![message("m", &["uploads/a.jpg"])], None)
+            .await;
+        assert_eq!(outcomes[0].rendered, 1);
+        assert_eq!(
+            manifest(&q, "thumbnails/a.jpg/").unwrap().renditions.len(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reupload_gets_new_names_and_the_replaced_renditions_are_removed() {
+        let p = pipeline();
+        p.store
+            .insert("in", "uploads/a.jpg", fixture("landscape.jpg"));
+        p.process_batch(vec![message("m1", &["uploads/a.jpg"])], None)
+            .await;
+        let before = manifest(&p, "thumbnails/a.jpg/").unwrap();
+        p.store.insert("in", "uploads/a.jpg", fixture("grey.jpg"));
+        let outcomes = p
+            .process_batch(vec![message("m2", &["uploads/a.jpg"])], None)
+            .await;
+        assert_eq!(outcomes[0].rendered, 1);
+        let after = manifest(&p, "thumbnails/a.jpg/").unwrap();
+        for (old, new) in before.renditions.iter().zip(&after.renditions) {
+            assert_ne!(
+                old.key, new.key,
+                "a cached URL must never show other content"
+            );
+            assert!(
+                p.store.object("out", &old.key).is_none(),
+                "{} left behind",
+                old.key
+            );
+            assert!(p.store.object("out", &new.key).is_some());
+        }
+    }
+
+    #[tokio::test]
+    async fn an_overwritten_upload_is_not_rendered_for_its_old_event() {
+        let p = pipeline();
+        let old = fixture("landscape.jpg");
+        let new = fixture("grey.jpg");
+        p.store.insert("in", "uploads/a.jpg", new.clone());
+        // The event announced the old bytes; the key holds the new ones now.
+        let late = message_of(
+            "old",
+            vec![record(
+                "ObjectCreated:Put",
+                "in",
+                "uploads/a.jpg",
+                json!({"eTag": MemoryStore::etag_of(&old)}),
+            )],
+        );
+        let outcomes = p.process_batch(vec![late], None).await;
+        assert_eq!((outcomes[0].rendered, outcomes[0].skipped), (0, 1));
+        assert!(p.store.keys("out").is_empty());
+        let current = message_of(
+            "new",
+            vec![record(
+                "ObjectCreated:Put",
+                "in",
+                "uploads/a.jpg",
+                json!({"eTag": MemoryStore::etag_of(&new)}),
+            )],
+        );
+        assert_eq!(p.process_batch(vec![current], None).await[0].rendered, 1);
+    }
+
+    #[tokio::test]
+    async fn an_older_event_never_replaces_a_newer_uploads_manifest() {
+        let p = pipeline();
+        p.store
+            .insert("in", "uploads/a.jpg", fixture("landscape.jpg"));
+        let event = |id: &str, sequencer: &str| {
+            message_of(
+                id,
+                vec![record(
+                    "ObjectCreated:Put",
+                    "in",
+                    "uploads/a.jpg",
+                    json!({"sequencer": sequencer}),
+                )],
+            )
         };
-        let first = deliver_and_list().await;
-        let second = deliver_and_list().await;
-        assert!(!first.is_empty());
-        assert_eq!(first, second);
+        p.process_batch(vec![event("new", "0055AED6DCD90281E7")], None)
+            .await;
+        let writes = p.store.puts.lock().unwrap().len();
+        let late = p
+            .process_batch(vec![event("old", "0055AED6DCD90281E5")], None)
+            .await;
+        assert_eq!((late[0].rendered, late[0].skipped), (0, 1));
+        assert_eq!(p.store.puts.lock().unwrap().len(), writes);
+        let manifest = manifest(&p, "thumbnails/a.jpg/").unwrap();
+        assert_eq!(
+            manifest.source.sequencer.as_deref(),
+            Some("0055AED6DCD90281E7")
+        );
+    }
+
+    #[tokio::test]
+    async fn deletions_remove_outputs_unless_a_newer_upload_made_them() {
+        let p = pipeline_with(&[("SYNC_DELETES", "true")]);
+        p.store
+            .insert("in", "uploads/a.jpg", fixture("landscape.jpg"));
+        let at = |event: &str, sequencer: &str| {
+            message_of(
+                sequencer,
+                vec![record(
+                    event,
+                    "in",
+                    "uploads/a.jpg",
+                    json!({"sequencer": sequencer}),
+                )],
+            )
+        };
+        p.process_batch(vec![at("ObjectCreated:Put", "0055AED6DCD90281E7")], None)
+            .await;
+        // A delete that happened before this upload arrives late: the outputs stay (the key
+        // still holds the upload, but the sequencers decide).
+        p.process_batch(vec![at("ObjectRemoved:Delete", "0055AED6DCD90281E5")], None)
+            .await;
+        assert_eq!(p.store.keys("out").len(), 4);
+        // A later delete removes them all (the sequencers decide, though the key still exists).
+        let outcomes = p
+            .process_batch(vec![at("ObjectRemoved:Delete", "0055AED6DCD90281E9")], None)
+            .await;
+        assert!(outcomes[0].dead_letters.is_empty() && outcomes[0].retry.is_none());
+        assert!(p.store.keys("out").is_empty(), "{:?}", p.store.keys("out"));
+    }
+
+    #[tokio::test]
+    async fn without_distinct_sequencers_a_deletion_asks_whether_the_key_was_uploaded_again() {
+        let p = pipeline_with(&[("SYNC_DELETES", "true")]);
+        p.store
+            .insert("in", "uploads/a.jpg", fixture("landscape.jpg"));
+        let at = |event: &str| {
+            message_of(
+                "m",
+                vec![record(
+                    event,
+                    "in",
+                    "uploads/a.jpg",
+                    json!({"sequencer": "0"}),
+                )],
+            )
+        };
+        p.process_batch(vec![at("ObjectCreated:Put")], None).await;
+        // The key holds an upload: this deletion is older than it.
+        p.process_batch(vec![at("ObjectRemoved:Delete")], None)
+            .await;
+        assert_eq!(p.store.keys("out").len(), 4);
+        p.store.delete("in", "uploads/a.jpg").await.unwrap();
+        p.process_batch(vec![at("ObjectRemoved:Delete")], None)
+            .await;
+        assert!(p.store.keys("out").is_empty());
+    }
+
+    #[tokio::test]
+    async fn keys_too_long_for_their_outputs_fail_before_anything_is_written() {
+        let p = pipeline();
+        let long = format!("uploads/{}.jpg", "k".repeat(1005));
+        p.store.insert("in", &long, fixture("landscape.jpg"));
+        let outcomes = p.process_batch(vec![message("m", &[&long])], None).await;
+        assert_eq!(outcomes[0].dead_letters[0].failure.kind, "key_too_long");
+        assert!(p.store.keys("out").is_empty());
+        // A key whose percent-encoded form passes S3's 2 KB of metadata still renders.
+        let cjk = format!("uploads/{}.jpg", "写".repeat(230));
+        p.store.insert("in", &cjk, fixture("landscape.jpg"));
+        let encoded = utf8_encode(&cjk);
+        let outcomes = p.process_batch(vec![message("m", &[&encoded])], None).await;
+        assert_eq!(outcomes[0].rendered, 1, "{:?}", outcomes[0].dead_letters);
+    }
+
+    fn utf8_encode(key: &str) -> String {
+        percent_encoding::utf8_percent_encode(key, percent_encoding::NON_ALPHANUMERIC).to_string()
+    }
+
+    #[tokio::test]
+    async fn nothing_is_started_with_too_little_time_left() {
+        let p = pipeline();
+        p.store
+            .insert("in", "uploads/a.jpg", fixture("landscape.jpg"));
+        // TIME_RESERVE_SECONDS is 10 by default.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let outcomes = p
+            .process_batch(vec![message("m", &["uploads/a.jpg"])], Some(deadline))
+            .await;
+        assert_eq!(outcomes[0].retry.as_ref().map(|f| f.kind), Some("deadline"));
+        assert!(p.store.keys("out").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_cannot_finish_in_the_deadline_returns_the_unfinished_items() {
+        let p = pipeline_with(&[("TIME_RESERVE_SECONDS", "0")]);
+        p.store
+            .insert("in", "uploads/a.jpg", fixture("landscape.jpg"));
+        *p.store.latency.lock().unwrap() = Duration::from_secs(30);
+        let started = Instant::now();
+        let deadline = started + DEADLINE_MARGIN + Duration::from_millis(500);
+        let outcomes = p
+            .process_batch(
+                vec![message("slow", &["uploads/a.jpg"]), message("test", &[])],
+                Some(deadline),
+            )
+            .await;
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "waited past the deadline"
+        );
+        assert_eq!(outcomes[0].retry.as_ref().map(|f| f.kind), Some("deadline"));
+        assert!(
+            outcomes[1].retry.is_none(),
+            "a finished message is not handed back"
+        );
+        let report = settle(outcomes, Some(&MemoryDeadLetters::default())).await;
+        assert_eq!(report.failed, ["slow"]);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_task_loses_no_other_and_is_reported() {
+        let work: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = u8> + Send>>> = vec![
+            Box::pin(async { 1 }),
+            Box::pin(async { panic!("boom") }),
+            Box::pin(async { 3 }),
+        ];
+        let results = run_isolated(work, None).await;
+        assert_eq!(results[0], Ok(1));
+        assert!(matches!(&results[1], Err(Interrupted::Panicked(why)) if why.contains("panic")));
+        assert_eq!(results[2], Ok(3));
     }
 }

@@ -17,13 +17,23 @@ Environment:
   THUMBS_STRATEGY   shared (decode once for all presets) | per-preset [default: shared]
   MAX_INPUT_BYTES   largest input accepted, bytes [default: 67108864]
   MAX_INPUT_PIXELS  largest input accepted, width x height from the header [default: 64000000]
+  INPUT_BUCKETS     worker/lambda: the buckets whose uploads are processed, comma-separated
+                    (required; records from any other bucket are dead-lettered)
   OUTPUT_BUCKET     worker/lambda: bucket the renditions go to (required)
   OUTPUT_PREFIX     worker/lambda: key prefix of the renditions [default: thumbnails/]
   INPUT_PREFIX      worker/lambda: only keys under it are processed [default: uploads/]
   DLQ_URL           worker/lambda: queue that gets permanent failures at once, with the reason
                     (unset: they are left for the queue's redrive policy)
+  MAX_RECEIVES      worker/lambda: the queue's maxReceiveCount; on the last receive a failure
+                    that would be retried is dead-lettered with its reason instead [default: 3]
   THUMBS_CONCURRENCY  worker/lambda: originals processed at once [default: number of cores]
-  CACHE_CONTROL     Cache-Control of the renditions [default: public, max-age=31536000]
+  TIME_RESERVE_SECONDS  lambda: start no new original with less time than this left; the rest
+                    goes back to the queue [default: 10]
+  SYNC_DELETES      worker/lambda: true = deleting an original deletes its renditions [default: false]
+  CACHE_CONTROL     Cache-Control of the renditions, whose names change with their content
+                    [default: public, max-age=31536000, immutable]
+  MANIFEST_CACHE_CONTROL  Cache-Control of manifest.json, rewritten on re-upload [default: no-cache]
+  THUMBS_METRICS    worker: `emf` = write CloudWatch EMF metric lines as on Lambda
   VIPS_CONCURRENCY  libvips threads per image [default: one per core]
   VIPSHOME          where libvips looks for its modules (/opt in the Lambda layer)
   AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_SQS, AWS_REGION, ...
@@ -32,7 +42,10 @@ Environment:
 
 pub const DEFAULT_OUTPUT_PREFIX: &str = "thumbnails/";
 pub const DEFAULT_INPUT_PREFIX: &str = "uploads/";
-pub const DEFAULT_CACHE_CONTROL: &str = "public, max-age=31536000";
+/// Renditions are named by a digest of their source and settings, so they never change.
+pub const DEFAULT_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
+/// The manifest keeps its name across re-uploads: caches must ask again every time.
+pub const DEFAULT_MANIFEST_CACHE_CONTROL: &str = "no-cache";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -118,11 +131,19 @@ pub fn default_concurrency() -> usize {
 /// Settings of the worker and the Lambda function.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PipelineConfig {
+    /// The only buckets whose records are trusted.
+    pub input_buckets: Vec<String>,
     pub output_bucket: String,
     pub output_prefix: String,
     pub input_prefix: String,
     pub dlq_url: Option<String>,
     pub cache_control: String,
+    pub manifest_cache_control: String,
+    /// The queue's maxReceiveCount: the receive on which retrying ends.
+    pub max_receives: u32,
+    /// On Lambda, no original is started with less time than this left.
+    pub time_reserve: std::time::Duration,
+    pub sync_deletes: bool,
     /// Originals fetched and rendered at once.
     pub concurrency: usize,
     pub render: RenderSettings,
@@ -134,6 +155,17 @@ impl PipelineConfig {
             .get("OUTPUT_BUCKET")
             .ok_or(ConfigError::Missing("OUTPUT_BUCKET"))?
             .to_string();
+        let input_buckets: Vec<String> = env
+            .get("INPUT_BUCKETS")
+            .ok_or(ConfigError::Missing("INPUT_BUCKETS"))?
+            .split(',')
+            .map(str::trim)
+            .filter(|b| !b.is_empty())
+            .map(str::to_string)
+            .collect();
+        if input_buckets.is_empty() {
+            return Err(ConfigError::Missing("INPUT_BUCKETS"));
+        }
         let output_prefix = env.get("OUTPUT_PREFIX").unwrap_or(DEFAULT_OUTPUT_PREFIX);
         let input_prefix = env.get("INPUT_PREFIX").unwrap_or(DEFAULT_INPUT_PREFIX);
         // Without these rules a misconfiguration could make the function eat its own output.
@@ -149,7 +181,11 @@ impl PipelineConfig {
                 reason: format!("`{output_prefix}` must end with `/`"),
             });
         }
-        if output_prefix.starts_with(input_prefix) || input_prefix.starts_with(output_prefix) {
+        // Only a bucket that is both input and output can feed its outputs back.
+        let shared_bucket = input_buckets.contains(&output_bucket);
+        if shared_bucket
+            && (output_prefix.starts_with(input_prefix) || input_prefix.starts_with(output_prefix))
+        {
             return Err(ConfigError::Invalid {
                 var: "OUTPUT_PREFIX",
                 reason: format!(
@@ -158,6 +194,7 @@ impl PipelineConfig {
             });
         }
         Ok(PipelineConfig {
+            input_buckets,
             output_bucket,
             output_prefix: output_prefix.to_string(),
             input_prefix: input_prefix.to_string(),
@@ -166,6 +203,13 @@ impl PipelineConfig {
                 .get("CACHE_CONTROL")
                 .unwrap_or(DEFAULT_CACHE_CONTROL)
                 .to_string(),
+            manifest_cache_control: env
+                .get("MANIFEST_CACHE_CONTROL")
+                .unwrap_or(DEFAULT_MANIFEST_CACHE_CONTROL)
+                .to_string(),
+            max_receives: env.parse("MAX_RECEIVES", 3u32)?.max(1),
+            time_reserve: std::time::Duration::from_secs(env.parse("TIME_RESERVE_SECONDS", 10)?),
+            sync_deletes: env.parse("SYNC_DELETES", false)?,
             concurrency: env
                 .parse("THUMBS_CONCURRENCY", default_concurrency())?
                 .max(1),
@@ -180,7 +224,14 @@ mod tests {
 
     #[test]
     fn defaults_apply_when_only_the_bucket_is_set() {
-        let cfg = PipelineConfig::from_env(&Env::from_pairs([("OUTPUT_BUCKET", "out")])).unwrap();
+        let cfg = PipelineConfig::from_env(&Env::from_pairs([
+            ("OUTPUT_BUCKET", "out"),
+            ("INPUT_BUCKETS", "in"),
+        ]))
+        .unwrap();
+        assert_eq!(cfg.input_buckets, ["in"]);
+        assert_eq!(cfg.max_receives, 3);
+        assert!(!cfg.sync_deletes);
         assert_eq!(cfg.output_prefix, "thumbnails/");
         assert_eq!(cfg.input_prefix, "uploads/");
         assert_eq!(cfg.dlq_url, None);
@@ -188,9 +239,31 @@ mod tests {
     }
 
     #[test]
-    fn missing_output_bucket_is_named() {
-        let err = PipelineConfig::from_env(&Env::from_pairs([])).unwrap_err();
-        assert_eq!(err.to_string(), "OUTPUT_BUCKET must be set");
+    fn missing_buckets_are_named() {
+        let err = PipelineConfig::from_env(&Env::from_pairs([("INPUT_BUCKETS", "in")]));
+        assert_eq!(err.unwrap_err().to_string(), "OUTPUT_BUCKET must be set");
+        let err = PipelineConfig::from_env(&Env::from_pairs([("OUTPUT_BUCKET", "out")]));
+        assert_eq!(err.unwrap_err().to_string(), "INPUT_BUCKETS must be set");
+        let env = Env::from_pairs([("OUTPUT_BUCKET", "out"), ("INPUT_BUCKETS", " , ")]);
+        assert!(PipelineConfig::from_env(&env).is_err());
+    }
+
+    #[test]
+    fn input_buckets_are_a_trimmed_list() {
+        let env = Env::from_pairs([("OUTPUT_BUCKET", "out"), ("INPUT_BUCKETS", "a, b ,c")]);
+        let cfg = PipelineConfig::from_env(&env).unwrap();
+        assert_eq!(cfg.input_buckets, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn equal_prefixes_are_fine_when_outputs_go_to_another_bucket() {
+        let env = Env::from_pairs([
+            ("OUTPUT_BUCKET", "out"),
+            ("INPUT_BUCKETS", "in"),
+            ("INPUT_PREFIX", "uploads/"),
+            ("OUTPUT_PREFIX", "uploads/"),
+        ]);
+        assert!(PipelineConfig::from_env(&env).is_ok());
     }
 
     #[test]
@@ -202,6 +275,7 @@ mod tests {
         ] {
             let env = Env::from_pairs([
                 ("OUTPUT_BUCKET", "b"),
+                ("INPUT_BUCKETS", "a,b"),
                 ("INPUT_PREFIX", input),
                 ("OUTPUT_PREFIX", output),
             ]);
@@ -214,7 +288,11 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_variable() {
-        let env = Env::from_pairs([("OUTPUT_BUCKET", "b"), ("MAX_INPUT_PIXELS", "lots")]);
+        let env = Env::from_pairs([
+            ("OUTPUT_BUCKET", "b"),
+            ("INPUT_BUCKETS", "a"),
+            ("MAX_INPUT_PIXELS", "lots"),
+        ]);
         let err = PipelineConfig::from_env(&env).unwrap_err().to_string();
         assert!(err.starts_with("MAX_INPUT_PIXELS: `lots`"), "{err}");
         let env = Env::from_pairs([("THUMBS_PRESETS", "thumb=150x150:cover,big=0")]);

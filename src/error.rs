@@ -41,6 +41,7 @@ impl From<StorageError> for Failure {
     fn from(e: StorageError) -> Self {
         let kind = match &e {
             StorageError::NotFound => "not_found",
+            StorageError::Changed(_) => "changed",
             StorageError::AccessDenied(_) => "access_denied",
             StorageError::TooLarge { .. } => "too_large",
             StorageError::Transient(_) => "storage_unavailable",
@@ -59,10 +60,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_transient_storage_errors_are_retryable() {
+    fn transient_and_access_denied_storage_errors_are_retryable() {
         assert!(Failure::from(StorageError::Transient("503".into())).retryable);
+        assert!(Failure::from(StorageError::AccessDenied("x".into())).retryable);
         assert!(!Failure::from(StorageError::NotFound).retryable);
-        assert!(!Failure::from(StorageError::AccessDenied("x".into())).retryable);
+        assert!(!Failure::from(StorageError::Other("NoSuchBucket".into())).retryable);
         assert!(!Failure::from(RenderError::Empty).retryable);
         assert_eq!(Failure::from(RenderError::Empty).kind, "empty");
     }

@@ -10,6 +10,7 @@
 
 pub mod batch;
 pub mod config;
+pub mod digest;
 pub mod error;
 pub mod fetch;
 pub mod notification;

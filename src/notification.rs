@@ -17,6 +17,17 @@ pub struct ObjectRef {
     pub size: Option<u64>,
     pub etag: Option<String>,
     pub version_id: Option<String>,
+    /// S3's per-key event order (hex); compare with [`sequencer_is_newer`].
+    pub sequencer: Option<String>,
+}
+
+/// Whether sequencer `a` is later than `b`. S3's values are hex strings of varying length,
+/// compared after padding the shorter on the right with zeros. Emulators send constant values
+/// ("0"), so equal values decide nothing.
+pub fn sequencer_is_newer(a: &str, b: &str) -> bool {
+    let width = a.len().max(b.len());
+    let pad = |s: &str| format!("{:0<width$}", s.to_ascii_uppercase());
+    pad(a) > pad(b)
 }
 
 /// One record of a notification.
@@ -25,7 +36,9 @@ pub enum Record {
     /// An object was created: work to do. `raw` is the record as received, kept so a failure
     /// can be dead-lettered as a message that a redrive replays for just this object.
     Created { object: ObjectRef, raw: Value },
-    /// Another event type (e.g. ObjectRemoved): nothing to do.
+    /// An object was deleted: its outputs go too when `SYNC_DELETES` is on.
+    Removed { object: ObjectRef, raw: Value },
+    /// Another S3 event type (restores, replication, tagging...): nothing to do.
     Ignored { event: String },
     /// A record we cannot use (no bucket, a key that does not decode).
     Invalid { reason: String, raw: Value },
@@ -60,16 +73,24 @@ pub fn parse(body: &str) -> Result<Notification, MalformedBody> {
 }
 
 fn parse_value(value: &Value, allow_envelope: bool) -> Result<Notification, MalformedBody> {
-    if value.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
-        return Ok(Notification::TestEvent);
-    }
+    // Records first: a body that also says TestEvent still has its records handled.
     if let Some(records) = value.get("Records") {
         let records = records
             .as_array()
             .ok_or_else(|| MalformedBody("`Records` is not a list".into()))?;
+        // A record repeated in one message is one upload: one render, at most one dead letter.
+        let mut unique: Vec<&Value> = Vec::with_capacity(records.len());
+        for record in records {
+            if !unique.contains(&record) {
+                unique.push(record);
+            }
+        }
         return Ok(Notification::Records(
-            records.iter().map(parse_record).collect(),
+            unique.into_iter().map(parse_record).collect(),
         ));
+    }
+    if value.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
+        return Ok(Notification::TestEvent);
     }
     // SNS envelope: the S3 event is a JSON string in `Message`.
     if allow_envelope && value.get("Type").and_then(Value::as_str) == Some("Notification") {
@@ -82,45 +103,72 @@ fn parse_value(value: &Value, allow_envelope: bool) -> Result<Notification, Malf
     Err(MalformedBody("no `Records` list".into()))
 }
 
+/// S3 event families that carry no work for us; anything else unknown is dead-lettered, so
+/// nothing is acknowledged that we did not understand.
+const OTHER_S3_EVENTS: &[&str] = &[
+    "ObjectRestore:",
+    "Replication:",
+    "LifecycleExpiration:",
+    "LifecycleTransition",
+    "IntelligentTiering",
+    "ObjectTagging:",
+    "ObjectAcl:",
+    "ReducedRedundancyLostObject",
+];
+
 fn parse_record(raw: &Value) -> Record {
-    let event = raw
-        .get("eventName")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    // S3 names them "ObjectCreated:Put"; some emulators drop the "s3:" or keep it.
-    if !event
-        .trim_start_matches("s3:")
-        .starts_with("ObjectCreated:")
-    {
-        return Record::Ignored {
-            event: event.to_string(),
-        };
-    }
-    let invalid = |reason: &str| Record::Invalid {
-        reason: reason.to_string(),
+    let invalid = |reason: String| Record::Invalid {
+        reason,
         raw: raw.clone(),
     };
+    if !raw.is_object() {
+        return invalid("record is not a JSON object".into());
+    }
+    let Some(event) = raw.get("eventName").and_then(Value::as_str) else {
+        return invalid("record has no eventName".into());
+    };
+    // S3 names them "ObjectCreated:Put"; some emulators drop the "s3:" or keep it.
+    let name = event.trim_start_matches("s3:");
+    let created = name.starts_with("ObjectCreated:");
+    if !created && !name.starts_with("ObjectRemoved:") {
+        return if OTHER_S3_EVENTS.iter().any(|p| name.starts_with(p)) {
+            Record::Ignored {
+                event: event.to_string(),
+            }
+        } else {
+            invalid(format!("unknown event type `{event}`"))
+        };
+    }
     let s3 = &raw["s3"];
     let Some(bucket) = s3["bucket"]["name"].as_str().filter(|b| !b.is_empty()) else {
-        return invalid("record has no s3.bucket.name");
+        return invalid("record has no s3.bucket.name".into());
     };
     let Some(raw_key) = s3["object"]["key"].as_str().filter(|k| !k.is_empty()) else {
-        return invalid("record has no s3.object.key");
+        return invalid("record has no s3.object.key".into());
     };
     let key = match decode_key(raw_key) {
         Ok(key) => key,
-        Err(reason) => return invalid(&reason),
+        Err(reason) => return invalid(reason),
     };
-    let text = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
-    Record::Created {
-        object: ObjectRef {
-            bucket: bucket.to_string(),
-            key,
-            size: s3["object"]["size"].as_u64(),
-            etag: text(&s3["object"]["eTag"]),
-            version_id: text(&s3["object"]["versionId"]),
-        },
-        raw: raw.clone(),
+    let text = |v: &Value| {
+        v.as_str()
+            .map(|s| s.trim_matches('"'))
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let object = ObjectRef {
+        bucket: bucket.to_string(),
+        key,
+        size: s3["object"]["size"].as_u64(),
+        etag: text(&s3["object"]["eTag"]),
+        version_id: text(&s3["object"]["versionId"]),
+        sequencer: text(&s3["object"]["sequencer"]),
+    };
+    let raw = raw.clone();
+    if created {
+        Record::Created { object, raw }
+    } else {
+        Record::Removed { object, raw }
     }
 }
 
@@ -179,6 +227,7 @@ mod tests {
             objects[0].etag.as_deref(),
             Some("0123456789abcdef0123456789abcdef")
         );
+        assert_eq!(objects[0].sequencer.as_deref(), Some("0055AED6DCD90281E5"));
     }
 
     #[test]
@@ -207,11 +256,71 @@ mod tests {
     }
 
     #[test]
-    fn removal_events_are_ignored() {
+    fn removal_events_name_the_deleted_object() {
         let n = parse(&fixture("s3-delete.json")).unwrap();
         assert!(
-            matches!(&n, Notification::Records(r) if matches!(r[..], [Record::Ignored { .. }]))
+            matches!(&n, Notification::Records(r) if matches!(r[..], [Record::Removed { .. }]))
         );
+    }
+
+    fn records(body: &str) -> Vec<Record> {
+        match parse(body).unwrap() {
+            Notification::Records(records) => records,
+            Notification::TestEvent => panic!("records expected in {body}"),
+        }
+    }
+
+    #[test]
+    fn records_we_cannot_understand_are_invalid_never_silently_skipped() {
+        let body = r#"{"Records":[{"s3":{}}, {"eventName":null}, {"eventName":"Bogus:Thing"},
+            [1], "text", {"eventName":"ObjectRestore:Completed"}]}"#;
+        let kinds: Vec<&str> = records(body)
+            .iter()
+            .map(|r| match r {
+                Record::Invalid { .. } => "invalid",
+                Record::Ignored { .. } => "ignored",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            ["invalid", "invalid", "invalid", "invalid", "invalid", "ignored"]
+        );
+    }
+
+    #[test]
+    fn a_test_event_that_carries_records_has_them_handled() {
+        let body = r#"{"Event":"s3:TestEvent","Records":[{"eventName":"ObjectCreated:Put",
+            "s3":{"bucket":{"name":"b"},"object":{"key":"uploads/x.jpg"}}}]}"#;
+        assert!(matches!(records(body)[..], [Record::Created { .. }]));
+    }
+
+    #[test]
+    fn a_record_repeated_in_one_message_counts_once() {
+        let record = r#"{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"uploads/x.jpg"}}}"#;
+        let body = format!(r#"{{"Records":[{record},{record}]}}"#);
+        assert_eq!(records(&body).len(), 1);
+    }
+
+    #[test]
+    fn sequencers_compare_as_right_padded_hex() {
+        assert!(sequencer_is_newer(
+            "0055AED6DCD90281E6",
+            "0055AED6DCD90281E5"
+        ));
+        assert!(sequencer_is_newer(
+            "0055AED6DCD90281E501",
+            "0055AED6DCD90281E5"
+        ));
+        assert!(sequencer_is_newer(
+            "0055aed6dcd90281f0",
+            "0055AED6DCD90281E5"
+        ));
+        assert!(!sequencer_is_newer("0", "0"));
+        assert!(!sequencer_is_newer(
+            "0055AED6DCD90281E5",
+            "0055AED6DCD90281E5"
+        ));
     }
 
     #[test]

@@ -62,14 +62,73 @@ pub async fn settle<D: DeadLetterQueue>(outcomes: Vec<MessageOutcome>, dlq: Opti
     report
 }
 
-/// SQS attribute values are limited in size; reasons are short anyway.
-fn attribute(value: &str) -> MessageAttributeValue {
-    let value: String = value.chars().take(1000).collect();
-    MessageAttributeValue::builder()
-        .data_type("String")
-        .string_value(if value.is_empty() { "-".into() } else { value })
-        .build()
-        .expect("data type and value are set")
+/// SQS's limit on a whole message: body and attributes (names, types and values).
+pub const MAX_MESSAGE_BYTES: usize = 262_144;
+/// Room kept for the attributes when the body must be cut.
+const ATTRIBUTES_ROOM: usize = 8_192;
+
+/// Text SQS accepts: it refuses most control characters and U+FFFE/U+FFFF. Those are escaped
+/// as `\u{..}` (in a JSON body, as a JSON escape), so the letter is always sendable.
+fn sqs_safe(text: &str, json: bool) -> String {
+    let allowed = |c: char| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..);
+    if text.chars().all(allowed) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| match c {
+            c if allowed(c) => c.to_string(),
+            // Inside a JSON body such characters can only stand in strings.
+            c if json => format!("\\u{:04x}", c as u32),
+            c => c.escape_unicode().to_string(),
+        })
+        .collect()
+}
+
+/// What is sent for a dead letter: the body, and the attributes by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Letter {
+    pub body: String,
+    pub attributes: Vec<(&'static str, String)>,
+}
+
+impl Letter {
+    /// Shape a dead letter so SQS takes it: characters it refuses escaped, the reason cut to
+    /// 1,000 characters (keys are kept whole: they are at most 1,024 bytes), and a body that
+    /// would not fit cut, with its original size said; the whole body is logged then.
+    pub fn of(letter: &DeadLetter) -> Letter {
+        let mut attributes = vec![
+            ("ErrorKind", letter.failure.kind.to_string()),
+            (
+                "ErrorMessage",
+                letter.failure.message.chars().take(1000).collect(),
+            ),
+            ("SourceMessageId", letter.source_message_id.clone()),
+        ];
+        if let Some(bucket) = &letter.bucket {
+            attributes.push(("Bucket", bucket.clone()));
+        }
+        if let Some(key) = &letter.key {
+            attributes.push(("Key", key.clone()));
+        }
+        for (_, value) in &mut attributes {
+            *value = sqs_safe(value, false);
+            if value.is_empty() {
+                *value = "-".into();
+            }
+        }
+        let mut body = sqs_safe(&letter.body, true);
+        let room = MAX_MESSAGE_BYTES - ATTRIBUTES_ROOM;
+        if body.len() > room {
+            error!(message_id = %letter.source_message_id, body = %letter.body, "dead letter body over SQS's size limit: sent cut, whole here");
+            attributes.push(("BodyTruncatedFrom", body.len().to_string()));
+            let mut cut = room;
+            while !body.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            body.truncate(cut);
+        }
+        Letter { body, attributes }
+    }
 }
 
 /// The dead-letter queue on SQS, with the reason as message attributes.
@@ -86,19 +145,19 @@ impl SqsDeadLetters {
 
 impl DeadLetterQueue for SqsDeadLetters {
     async fn send(&self, letter: &DeadLetter) -> Result<(), String> {
+        let letter = Letter::of(letter);
         let mut request = self
             .client
             .send_message()
             .queue_url(&self.queue_url)
-            .message_body(&letter.body)
-            .message_attributes("ErrorKind", attribute(letter.failure.kind))
-            .message_attributes("ErrorMessage", attribute(&letter.failure.message))
-            .message_attributes("SourceMessageId", attribute(&letter.source_message_id));
-        if let Some(bucket) = &letter.bucket {
-            request = request.message_attributes("Bucket", attribute(bucket));
-        }
-        if let Some(key) = &letter.key {
-            request = request.message_attributes("Key", attribute(key));
+            .message_body(letter.body);
+        for (name, value) in letter.attributes {
+            let value = MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(value)
+                .build()
+                .expect("data type and value are set");
+            request = request.message_attributes(name, value);
         }
         request
             .send()
@@ -122,5 +181,71 @@ impl DeadLetterQueue for MemoryDeadLetters {
         }
         self.letters.lock().unwrap().push(letter.clone());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Failure;
+
+    fn letter(key: &str, body: String) -> DeadLetter {
+        DeadLetter {
+            body,
+            failure: Failure::permanent("corrupt", "x".repeat(5000)),
+            bucket: Some("in".into()),
+            key: Some(key.into()),
+            source_message_id: "m".into(),
+        }
+    }
+
+    fn sqs_accepts(text: &str) -> bool {
+        text.chars().all(|c| {
+            matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+        })
+    }
+
+    #[test]
+    fn long_keys_are_kept_whole_and_reasons_cut() {
+        let key = format!("uploads/{}", "k".repeat(1016));
+        let sent = Letter::of(&letter(&key, "{}".into()));
+        let get = |name| {
+            sent.attributes
+                .iter()
+                .find(|(n, _)| *n == name)
+                .unwrap()
+                .1
+                .clone()
+        };
+        assert_eq!(get("Key"), key);
+        assert_eq!(get("ErrorMessage").chars().count(), 1000);
+    }
+
+    #[test]
+    fn characters_sqs_refuses_are_escaped_in_body_and_attributes() {
+        let key = "uploads/a\u{1}b\u{FFFE}.jpg";
+        let body = serde_json::json!({"Records": [{"s3": {"object": {"key": key}}}]}).to_string();
+        let sent = Letter::of(&letter(key, body));
+        assert!(sqs_accepts(&sent.body), "{}", sent.body);
+        assert!(sent.attributes.iter().all(|(_, v)| sqs_accepts(v)));
+        // The body is still the same JSON.
+        let replay: serde_json::Value = serde_json::from_str(&sent.body).unwrap();
+        assert_eq!(replay["Records"][0]["s3"]["object"]["key"], key);
+    }
+
+    #[test]
+    fn a_body_near_sqs_size_limit_is_cut_to_fit() {
+        let sent = Letter::of(&letter("k", "é".repeat(MAX_MESSAGE_BYTES / 2)));
+        let total: usize = sent.body.len()
+            + sent
+                .attributes
+                .iter()
+                .map(|(n, v)| n.len() + "String".len() + v.len())
+                .sum::<usize>();
+        assert!(total <= MAX_MESSAGE_BYTES, "{total}");
+        assert!(sent
+            .attributes
+            .iter()
+            .any(|(n, _)| *n == "BodyTruncatedFrom"));
     }
 }

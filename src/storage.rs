@@ -10,25 +10,41 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
 use crate::notification::ObjectRef;
 
+/// S3's limits on what one PUT may carry.
+pub const MAX_KEY_BYTES: usize = 1024;
+/// User metadata: names and values together, in bytes.
+pub const MAX_METADATA_BYTES: usize = 2048;
+
 /// Why a storage call failed, split by what a retry can do about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StorageError {
     #[error("no such object")]
     NotFound,
+    /// A precondition failed: the original was overwritten after its event was sent (GET), or
+    /// another worker wrote the manifest first (PUT).
+    #[error("the object changed since this event: {0}")]
+    Changed(String),
+    /// Retried: access is denied while a new role or key propagates, and a permanent mistake
+    /// still ends in the dead-letter queue after the last receive, with this reason.
     #[error("access denied: {0}")]
     AccessDenied(String),
     #[error("the object is {bytes} bytes, over the limit of {max} bytes")]
     TooLarge { bytes: u64, max: u64 },
-    /// Throttling, 5xx, timeouts, connection errors: worth another try later.
+    /// Throttling, 5xx, timeouts, expired credentials, clock skew, connection errors: worth
+    /// another try later.
     #[error("temporary storage failure: {0}")]
     Transient(String),
+    /// A request S3 refuses for what it is (no such bucket, invalid name, archived object).
     #[error("storage failure: {0}")]
     Other(String),
 }
 
 impl StorageError {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, StorageError::Transient(_))
+        matches!(
+            self,
+            StorageError::Transient(_) | StorageError::AccessDenied(_)
+        )
     }
 }
 
@@ -40,6 +56,24 @@ pub struct Fetched {
     pub version_id: Option<String>,
 }
 
+/// A small object read whole (a manifest), with the ETag a conditional write can name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub bytes: Vec<u8>,
+    pub etag: Option<String>,
+}
+
+/// What a PUT requires of the object it replaces.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Precondition {
+    #[default]
+    None,
+    /// There must be no object at the key yet (`If-None-Match: *`).
+    Absent,
+    /// The object at the key must still have this ETag (`If-Match`).
+    Unchanged(String),
+}
+
 /// An object to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PutObject {
@@ -49,18 +83,41 @@ pub struct PutObject {
     pub content_type: String,
     pub cache_control: String,
     pub metadata: BTreeMap<String, String>,
+    pub precondition: Precondition,
 }
 
-/// The two calls the pipeline needs.
+/// The calls the pipeline needs.
 pub trait ObjectStore: Send + Sync + 'static {
-    /// Download an object, refusing (before or while downloading) one over `max_bytes`.
+    /// Download an object, refusing (before or while downloading) one over `max_bytes`. When
+    /// the reference carries an ETag, an object that no longer has it is `Changed`.
     fn get(
         &self,
         object: &ObjectRef,
         max_bytes: u64,
     ) -> impl Future<Output = Result<Fetched, StorageError>> + Send;
 
+    /// Read a small object whole; `None` when there is none.
+    fn read(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Stored>, StorageError>> + Send;
+
     fn put(&self, object: PutObject) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// The ETag of the object at a key now (a HEAD); `None` when there is none.
+    fn head(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<String>, StorageError>> + Send;
+
+    /// Delete an object; deleting one that is not there succeeds.
+    fn delete(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
 }
 
 /// S3 through the AWS SDK. Endpoints come from the standard variables (`AWS_ENDPOINT_URL`...).
@@ -84,6 +141,52 @@ impl S3Store {
     }
 }
 
+/// What S3's error code says a retry can change; the HTTP status decides only for codes not
+/// listed. The README's table "What is retried" follows this function.
+pub fn classify_code(status: u16, code: &str, text: String) -> StorageError {
+    match code {
+        "NoSuchKey" | "NotFound" | "NoSuchVersion" => StorageError::NotFound,
+        "PreconditionFailed" | "ConditionalRequestConflict" => StorageError::Changed(text),
+        // A new role, key or bucket policy takes a while to reach every S3 front end.
+        "AccessDenied"
+        | "InvalidAccessKeyId"
+        | "SignatureDoesNotMatch"
+        | "AllAccessDisabled"
+        | "KMS.AccessDeniedException" => StorageError::AccessDenied(text),
+        "RequestTimeout"
+        | "ExpiredToken"
+        | "TokenRefreshRequired"
+        | "RequestTimeTooSkewed"
+        | "SlowDown"
+        | "InternalError"
+        | "ServiceUnavailable"
+        | "Throttling"
+        | "ThrottlingException"
+        | "RequestLimitExceeded"
+        | "OperationAborted"
+        | "KMS.ThrottlingException"
+        | "KMS.KMSInternalException" => StorageError::Transient(text),
+        "NoSuchBucket"
+        | "InvalidBucketName"
+        | "InvalidObjectState"
+        | "KeyTooLongError"
+        | "MetadataTooLarge"
+        | "EntityTooLarge"
+        | "InvalidArgument"
+        | "InvalidRequest"
+        | "MethodNotAllowed"
+        | "KMS.DisabledException"
+        | "KMS.NotFoundException" => StorageError::Other(text),
+        _ => match status {
+            404 => StorageError::NotFound,
+            412 => StorageError::Changed(text),
+            403 => StorageError::AccessDenied(text),
+            408 | 429 | 500..=599 => StorageError::Transient(text),
+            _ => StorageError::Other(text),
+        },
+    }
+}
+
 /// Classify an SDK error by what a retry could change.
 fn classify<E>(err: SdkError<E, HttpResponse>) -> StorageError
 where
@@ -97,27 +200,39 @@ where
             let text = format!("{code} {message} (HTTP {status})")
                 .trim()
                 .to_string();
-            match (status, code) {
-                (404, _) | (_, "NoSuchKey" | "NotFound") => StorageError::NotFound,
-                (403, _) => StorageError::AccessDenied(text),
-                (408 | 429 | 500..=599, _) | (_, "SlowDown") => StorageError::Transient(text),
-                _ => StorageError::Other(text),
-            }
+            classify_code(status, code, text)
+        }
+        // The SDK refused to build the request (an invalid bucket name, say): no retry fixes it.
+        SdkError::ConstructionFailure(_) => {
+            StorageError::Other(DisplayErrorContext(&err).to_string())
         }
         // Timeouts, connection failures, truncated responses: transient by nature.
         _ => StorageError::Transient(DisplayErrorContext(&err).to_string()),
     }
 }
 
+/// ETags are quoted on the wire and in conditional headers, bare in events and manifests.
+fn quoted(etag: &str) -> String {
+    format!("\"{}\"", etag.trim_matches('"'))
+}
+
+fn bare(etag: Option<&str>) -> Option<String> {
+    etag.map(|e| e.trim_matches('"').to_string())
+}
+
 impl ObjectStore for S3Store {
     async fn get(&self, object: &ObjectRef, max_bytes: u64) -> Result<Fetched, StorageError> {
+        // The key's current object, and only if it is still the upload the event announced:
+        // once a key is overwritten (in a versioned bucket too), an older event's job renders
+        // nothing and the newer upload's own event renders it. So never by `versionId`: that
+        // would render an old version after a newer one.
         let mut request = self
             .client
             .get_object()
             .bucket(&object.bucket)
             .key(&object.key);
-        if let Some(version) = &object.version_id {
-            request = request.version_id(version);
+        if let Some(etag) = &object.etag {
+            request = request.if_match(quoted(etag));
         }
         let response = request.send().await.map_err(classify)?;
         // Refuse before reading the body when the size is announced...
@@ -128,7 +243,7 @@ impl ObjectStore for S3Store {
                 max: max_bytes,
             });
         }
-        let etag = response.e_tag().map(|e| e.trim_matches('"').to_string());
+        let etag = bare(response.e_tag());
         let version_id = response.version_id().map(str::to_string);
         // ...and while reading it, in case it is not.
         let mut body = response.body;
@@ -153,6 +268,33 @@ impl ObjectStore for S3Store {
         })
     }
 
+    async fn read(&self, bucket: &str, key: &str) -> Result<Option<Stored>, StorageError> {
+        let response = match self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(response) => response,
+            Err(e) => {
+                return match classify(e) {
+                    StorageError::NotFound => Ok(None),
+                    other => Err(other),
+                }
+            }
+        };
+        let etag = bare(response.e_tag());
+        let bytes = response
+            .body
+            .collect()
+            .await
+            .map_err(|e| StorageError::Transient(format!("reading the body: {e}")))?
+            .to_vec();
+        Ok(Some(Stored { bytes, etag }))
+    }
+
     async fn put(&self, object: PutObject) -> Result<(), StorageError> {
         let mut request = self
             .client
@@ -165,16 +307,54 @@ impl ObjectStore for S3Store {
         for (name, value) in object.metadata {
             request = request.metadata(name, value);
         }
+        request = match object.precondition {
+            Precondition::None => request,
+            Precondition::Absent => request.if_none_match("*"),
+            Precondition::Unchanged(etag) => request.if_match(quoted(&etag)),
+        };
         request.send().await.map_err(classify)?;
+        Ok(())
+    }
+
+    async fn head(&self, bucket: &str, key: &str) -> Result<Option<String>, StorageError> {
+        match self
+            .client
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(head) => Ok(Some(bare(head.e_tag()).unwrap_or_default())),
+            Err(e) => match classify(e) {
+                StorageError::NotFound => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
+        self.client
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(classify)?;
         Ok(())
     }
 }
 
 /// An in-memory store for tests: objects by (bucket, key), with optional injected failures.
+/// It enforces S3's limits on keys and metadata and honours preconditions, as S3 does.
 #[derive(Default)]
 pub struct MemoryStore {
     objects: Mutex<BTreeMap<(String, String), PutObject>>,
     failures: Mutex<Vec<StorageError>>,
+    /// Every successful PUT, in order: what a test can count renders by.
+    pub puts: Mutex<Vec<String>>,
+    /// How long each GET takes.
+    pub latency: Mutex<std::time::Duration>,
 }
 
 impl MemoryStore {
@@ -189,6 +369,7 @@ impl MemoryStore {
                 content_type: "application/octet-stream".into(),
                 cache_control: String::new(),
                 metadata: BTreeMap::new(),
+                precondition: Precondition::None,
             },
         );
     }
@@ -213,6 +394,11 @@ impl MemoryStore {
             .collect()
     }
 
+    /// The fake's ETag: a digest of the body, as S3's is for a single-part upload.
+    pub fn etag_of(body: &[u8]) -> String {
+        crate::digest::hex(body)
+    }
+
     fn injected(&self) -> Result<(), StorageError> {
         let mut failures = self.failures.lock().unwrap();
         if failures.is_empty() {
@@ -225,10 +411,16 @@ impl MemoryStore {
 
 impl ObjectStore for MemoryStore {
     async fn get(&self, object: &ObjectRef, max_bytes: u64) -> Result<Fetched, StorageError> {
+        let latency = *self.latency.lock().unwrap();
+        tokio::time::sleep(latency).await;
         self.injected()?;
         let stored = self
             .object(&object.bucket, &object.key)
             .ok_or(StorageError::NotFound)?;
+        let etag = Self::etag_of(&stored.body);
+        if object.etag.as_ref().is_some_and(|e| *e != etag) {
+            return Err(StorageError::Changed("PreconditionFailed".into()));
+        }
         let bytes = stored.body.len() as u64;
         if bytes > max_bytes {
             return Err(StorageError::TooLarge {
@@ -238,17 +430,100 @@ impl ObjectStore for MemoryStore {
         }
         Ok(Fetched {
             bytes: stored.body,
-            etag: Some(format!("etag-{bytes}")),
+            etag: Some(etag),
             version_id: None,
         })
     }
 
+    async fn read(&self, bucket: &str, key: &str) -> Result<Option<Stored>, StorageError> {
+        self.injected()?;
+        Ok(self.object(bucket, key).map(|o| Stored {
+            etag: Some(Self::etag_of(&o.body)),
+            bytes: o.body,
+        }))
+    }
+
     async fn put(&self, object: PutObject) -> Result<(), StorageError> {
+        self.injected()?;
+        if object.key.len() > MAX_KEY_BYTES {
+            return Err(StorageError::Other("KeyTooLongError".into()));
+        }
+        let metadata: usize = object.metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if metadata > MAX_METADATA_BYTES {
+            return Err(StorageError::Other("MetadataTooLarge".into()));
+        }
+        let mut objects = self.objects.lock().unwrap();
+        let slot = (object.bucket.clone(), object.key.clone());
+        let current = objects.get(&slot).map(|o| Self::etag_of(&o.body));
+        let holds = match &object.precondition {
+            Precondition::None => true,
+            Precondition::Absent => current.is_none(),
+            Precondition::Unchanged(etag) => current.as_ref() == Some(etag),
+        };
+        if !holds {
+            return Err(StorageError::Changed("PreconditionFailed".into()));
+        }
+        self.puts.lock().unwrap().push(object.key.clone());
+        objects.insert(slot, object);
+        Ok(())
+    }
+
+    async fn head(&self, bucket: &str, key: &str) -> Result<Option<String>, StorageError> {
+        self.injected()?;
+        Ok(self.object(bucket, key).map(|o| Self::etag_of(&o.body)))
+    }
+
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
         self.injected()?;
         self.objects
             .lock()
             .unwrap()
-            .insert((object.bucket.clone(), object.key.clone()), object);
+            .remove(&(bucket.to_string(), key.to_string()));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One row per code of the README's table: (code, HTTP status, retried?).
+    const TABLE: &[(&str, u16, bool)] = &[
+        ("NoSuchKey", 404, false),
+        ("NoSuchVersion", 404, false),
+        ("NoSuchBucket", 404, false),
+        ("InvalidBucketName", 400, false),
+        ("InvalidObjectState", 403, false),
+        ("KeyTooLongError", 400, false),
+        ("MetadataTooLarge", 400, false),
+        ("PreconditionFailed", 412, false),
+        ("AccessDenied", 403, true),
+        ("InvalidAccessKeyId", 403, true),
+        ("SignatureDoesNotMatch", 403, true),
+        ("RequestTimeTooSkewed", 403, true),
+        ("ExpiredToken", 400, true),
+        ("RequestTimeout", 400, true),
+        ("SlowDown", 503, true),
+        ("InternalError", 500, true),
+        ("ServiceUnavailable", 503, true),
+        ("KMS.ThrottlingException", 400, true),
+        ("SomethingNew", 503, true),
+        ("SomethingNew", 400, false),
+    ];
+
+    #[test]
+    fn s3_errors_are_classified_by_code_not_only_by_status() {
+        for &(code, status, retried) in TABLE {
+            let e = classify_code(status, code, code.to_string());
+            assert_eq!(e.is_retryable(), retried, "{code} (HTTP {status}) -> {e:?}");
+        }
+        assert_eq!(
+            classify_code(404, "NoSuchKey", String::new()),
+            StorageError::NotFound
+        );
+        assert!(matches!(
+            classify_code(412, "PreconditionFailed", String::new()),
+            StorageError::Changed(_)
+        ));
     }
 }

@@ -94,3 +94,37 @@ pub fn record_failure(failure: &Failure) {
         &[("Failures", "Count")],
     );
 }
+
+/// A key or other outside text made safe for a log line: control characters (a newline
+/// would split the line, an escape code would drive the terminal) are shown escaped.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(char::is_control) {
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect::<String>()
+            .into()
+    } else {
+        text.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn control_characters_are_escaped_and_the_rest_kept() {
+        assert_eq!(
+            super::printable("uploads/a\nb\u{1b}[31m.jpg"),
+            "uploads/a\\nb\\u{1b}[31m.jpg"
+        );
+        assert_eq!(
+            super::printable("uploads/café 写真.jpg"),
+            "uploads/café 写真.jpg"
+        );
+    }
+}

@@ -64,8 +64,10 @@ fn fixture(name: &str) -> Vec<u8> {
 }
 
 impl Local {
-    async fn upload(&self, key: &str, body: Vec<u8>) {
-        self.s3
+    /// Upload an original; returns its ETag (bare, as events carry it).
+    async fn upload(&self, key: &str, body: Vec<u8>) -> String {
+        let put = self
+            .s3
             .put_object()
             .bucket(&self.input)
             .key(key)
@@ -73,6 +75,7 @@ impl Local {
             .send()
             .await
             .unwrap();
+        put.e_tag().unwrap().trim_matches('"').to_string()
     }
 
     fn object(&self, key: &str) -> ObjectRef {
@@ -82,12 +85,14 @@ impl Local {
             size: None,
             etag: None,
             version_id: None,
+            sequencer: None,
         }
     }
 
     fn config(&self) -> PipelineConfig {
         PipelineConfig::from_env(&Env::from_pairs([
             ("OUTPUT_BUCKET", self.output.as_str()),
+            ("INPUT_BUCKETS", self.input.as_str()),
             ("DLQ_URL", self.dlq_url.as_str()),
         ]))
         .unwrap()
@@ -165,13 +170,13 @@ async fn unreachable_endpoint_is_a_retryable_failure() {
 #[tokio::test]
 async fn lambda_handler_renders_to_s3_and_dead_letters_the_corrupt_upload() {
     let local = local().await;
-    local
+    let good_etag = local
         .upload(
             "uploads/holiday photos/beach day+1.jpg",
             fixture("landscape.jpg"),
         )
         .await;
-    local
+    let broken_etag = local
         .upload("uploads/broken.jpg", fixture("truncated.jpg"))
         .await;
     let pipeline = Pipeline::new(S3Store::new(&local.sdk), local.config(), 2);
@@ -187,41 +192,72 @@ async fn lambda_handler_renders_to_s3_and_dead_letters_the_corrupt_upload() {
         .unwrap(),
     )
     .unwrap();
-    let retarget = |body: &str, key: Option<&str>| {
+    let retarget = |body: &str, key: Option<&str>, etag: &str| {
         let mut body: serde_json::Value = serde_json::from_str(body).unwrap();
         body["Records"][0]["s3"]["bucket"]["name"] = local.input.clone().into();
+        body["Records"][0]["s3"]["object"]["eTag"] = etag.into();
         if let Some(key) = key {
             body["Records"][0]["s3"]["object"]["key"] = key.into();
         }
         body.to_string()
     };
     let good = event["Records"][0]["body"].as_str().unwrap().to_string();
-    event["Records"][0]["body"] = retarget(&good, None).into();
+    event["Records"][0]["body"] = retarget(&good, None, &good_etag).into();
     let mut corrupt = event["Records"][0].clone();
     corrupt["messageId"] = "corrupt-1".into();
-    corrupt["body"] = retarget(&good, Some("uploads/broken.jpg")).into();
+    corrupt["body"] = retarget(&good, Some("uploads/broken.jpg"), &broken_etag).into();
     event["Records"].as_array_mut().unwrap().push(corrupt);
     let event: SqsEvent = serde_json::from_value(event).unwrap();
 
-    let response = lambda::handle(&pipeline, Some(&dlq), event).await;
+    let response = lambda::handle(&pipeline, Some(&dlq), event, None).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
 
     let folder = "thumbnails/holiday photos/beach day+1.jpg/";
-    let expected: Vec<String> = ["large.webp", "manifest.json", "small.webp", "thumb.webp"]
+    let manifest = local
+        .s3
+        .get_object()
+        .bucket(&local.output)
+        .key(format!("{folder}manifest.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(manifest.cache_control(), Some("no-cache"));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&manifest.body.collect().await.unwrap().to_vec()).unwrap();
+    assert_eq!(manifest["source"]["etag"], good_etag.as_str());
+    let mut expected: Vec<String> = manifest["renditions"]
+        .as_array()
+        .unwrap()
         .iter()
-        .map(|f| format!("{folder}{f}"))
+        .map(|r| r["key"].as_str().unwrap().to_string())
+        .chain([format!("{folder}manifest.json")])
         .collect();
+    expected.sort();
+    assert_eq!(expected.len(), 4);
     assert_eq!(local.output_keys().await, expected);
+    let thumb = manifest["renditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["preset"] == "thumb")
+        .unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(thumb.starts_with(&format!("{folder}thumb.")) && thumb.ends_with(".webp"));
     let head = local
         .s3
         .head_object()
         .bucket(&local.output)
-        .key(format!("{folder}thumb.webp"))
+        .key(thumb)
         .send()
         .await
         .unwrap();
     assert_eq!(head.content_type(), Some("image/webp"));
-    assert_eq!(head.cache_control(), Some("public, max-age=31536000"));
+    assert_eq!(
+        head.cache_control(),
+        Some("public, max-age=31536000, immutable")
+    );
     let metadata = head.metadata().unwrap();
     assert_eq!(
         metadata["source-key"],
@@ -264,7 +300,7 @@ async fn without_a_dlq_a_permanent_failure_is_reported_as_a_batch_item_failure()
         {"messageId": "m-1", "body": body.to_string()}]}))
     .unwrap();
     let no_dlq: Option<&SqsDeadLetters> = None;
-    let response = lambda::handle(&pipeline, no_dlq, event).await;
+    let response = lambda::handle(&pipeline, no_dlq, event, None).await;
     let failed: Vec<_> = response
         .batch_item_failures
         .iter()

@@ -15,6 +15,9 @@ pub struct ManifestSource {
     pub etag: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version_id: Option<String>,
+    /// S3's per-key event order of the upload rendered: an older event never replaces this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequencer: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     pub bytes: u64,
@@ -39,6 +42,10 @@ pub struct ManifestRendition {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     pub source: ManifestSource,
+    /// A digest of the presets, formats, quality and strategy that made the renditions: a
+    /// delivery with the same source ETag and settings has nothing to do.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub settings: String,
     /// ThumbHash (base64) to show while the real thumbnail loads.
     pub placeholder: String,
     pub renditions: Vec<ManifestRendition>,
@@ -60,6 +67,7 @@ impl Manifest {
                 height: rendered.source.height,
                 ..origin
             },
+            settings: String::new(),
             placeholder: rendered.placeholder.clone(),
             renditions: rendered
                 .renditions

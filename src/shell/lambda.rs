@@ -2,6 +2,7 @@
 //! come back are listed in `batchItemFailures`; the rest are deleted by Lambda.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{service_fn, LambdaEvent};
@@ -10,26 +11,45 @@ use crate::batch::{Message, Pipeline};
 use crate::report::{settle, DeadLetterQueue};
 use crate::storage::ObjectStore;
 
-/// Handle one SQS event.
+/// Handle one SQS event; nothing is started that `deadline` would not leave time for.
 pub async fn handle<S: ObjectStore, D: DeadLetterQueue>(
     pipeline: &Arc<Pipeline<S>>,
     dlq: Option<&D>,
     event: SqsEvent,
+    deadline: Option<Instant>,
 ) -> SqsBatchResponse {
     let messages = event
         .records
         .into_iter()
         .map(|m| Message {
+            receive_count: m
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1),
             id: m.message_id.unwrap_or_default(),
             body: m.body.unwrap_or_default(),
         })
         .collect();
-    let report = settle(pipeline.process_batch(messages).await, dlq).await;
+    let report = settle(pipeline.process_batch(messages, deadline).await, dlq).await;
     let mut response = SqsBatchResponse::default();
     for id in report.failed {
         response.add_failure(id);
     }
     response
+}
+
+/// The invocation's deadline (milliseconds since the epoch) as an `Instant`. A value that is
+/// no plausible epoch time (cargo-lambda's emulator sends its timeout, `600000`) means none.
+fn deadline_instant(deadline_ms: u64) -> Option<Instant> {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    const A_DAY_MS: u64 = 86_400_000;
+    if deadline_ms + A_DAY_MS < now_ms {
+        return None;
+    }
+    Some(Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms)))
 }
 
 /// Serve the Lambda Runtime API (`AWS_LAMBDA_RUNTIME_API`) until the process is stopped.
@@ -40,10 +60,31 @@ pub async fn run(connected: super::Connected) -> Result<(), lambda_runtime::Erro
         let pipeline = Arc::clone(&pipeline);
         let dlq = Arc::clone(&dlq);
         async move {
+            let deadline = deadline_instant(event.context.deadline);
             Ok::<_, std::convert::Infallible>(
-                handle(&pipeline, dlq.as_ref().as_ref(), event.payload).await,
+                handle(&pipeline, dlq.as_ref().as_ref(), event.payload, deadline).await,
             )
         }
     }))
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_deadlines_become_instants_and_emulator_durations_none() {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let deadline = deadline_instant(now_ms + 60_000).unwrap();
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            left > Duration::from_secs(55) && left <= Duration::from_secs(60),
+            "{left:?}"
+        );
+        assert!(deadline_instant(600_000).is_none());
+    }
 }

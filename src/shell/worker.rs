@@ -1,15 +1,19 @@
 //! The long-polling worker: the same message code as the Lambda function, for local development
 //! and for running on ECS or a VM. Each message is deleted as soon as it is done, so a slow
 //! image holds back nothing else; what failed is left to the queue's visibility timeout and
-//! redrive policy. On SIGTERM/SIGINT it stops receiving, finishes what it holds, and exits.
+//! redrive policy. While a message is in hand its visibility is extended (a heartbeat), so a
+//! slow image is never delivered twice. On SIGTERM/SIGINT it stops receiving (a long poll
+//! already under way is let finish, so no message is stranded invisible in it), finishes what
+//! it holds, and exits.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_sqs::error::DisplayErrorContext;
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
-use tracing::{info, warn, Instrument};
+use tracing::{debug, info, warn, Instrument};
 
 use crate::batch::{Message, Pipeline};
 use crate::report::{settle, SqsDeadLetters};
@@ -40,15 +44,23 @@ fn shutdown_signal() -> watch::Receiver<bool> {
 pub async fn run(connected: super::Connected, queue_url: String) -> Result<(), WorkerError> {
     let super::Connected { pipeline, sqs, dlq } = connected;
     // Fail at start on a wrong queue URL instead of polling it forever.
-    sqs.get_queue_attributes()
+    let attributes = sqs
+        .get_queue_attributes()
         .queue_url(&queue_url)
+        .attribute_names(QueueAttributeName::VisibilityTimeout)
         .send()
         .await
         .map_err(|e| WorkerError::Queue {
             url: queue_url.clone(),
             reason: DisplayErrorContext(e).to_string(),
         })?;
-    info!(queue = %queue_url, concurrency = pipeline.config.concurrency, "worker started");
+    let visibility = attributes
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::VisibilityTimeout))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(30)
+        .max(1);
+    info!(queue = %queue_url, concurrency = pipeline.config.concurrency, visibility, "worker started");
     // Hold twice as many messages as we render at once, so downloads and uploads overlap
     // rendering, but not so many that held messages outlive their visibility timeout.
     let slots = Arc::new(Semaphore::new(pipeline.config.concurrency * 2));
@@ -70,10 +82,18 @@ pub async fn run(connected: super::Connected, queue_url: String) -> Result<(), W
             .queue_url(&queue_url)
             .max_number_of_messages(room)
             .wait_time_seconds(20)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .send();
+        tokio::pin!(receive);
+        // On a stop request the poll under way is let finish: SQS may already have handed it
+        // messages, which would otherwise stay invisible for the whole visibility timeout.
+        let mut stopping = false;
         let received = tokio::select! {
-            r = receive => r,
-            _ = stop.changed() => break,
+            r = &mut receive => r,
+            _ = stop.changed() => {
+                stopping = true;
+                receive.await
+            }
         };
         let messages = match received {
             Ok(r) => {
@@ -99,15 +119,26 @@ pub async fn run(connected: super::Connected, queue_url: String) -> Result<(), W
                     .await
                     .expect("never closed"),
             };
+            let receive_count = m
+                .attributes
+                .as_ref()
+                .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1);
             let message = Message {
                 id,
                 body: m.body.unwrap_or_default(),
+                receive_count,
+            };
+            let queue = Queue {
+                sqs: sqs.clone(),
+                url: queue_url.clone(),
+                visibility,
             };
             let task = handle(
                 Arc::clone(&pipeline),
                 Arc::clone(&dlq),
-                sqs.clone(),
-                queue_url.clone(),
+                queue,
                 message,
                 receipt,
             );
@@ -115,6 +146,9 @@ pub async fn run(connected: super::Connected, queue_url: String) -> Result<(), W
                 task.await;
                 drop(permit);
             });
+        }
+        if stopping {
+            break;
         }
     }
     let held = tasks.len();
@@ -126,30 +160,70 @@ pub async fn run(connected: super::Connected, queue_url: String) -> Result<(), W
     Ok(())
 }
 
+/// The queue a message came from, and its visibility timeout in seconds.
+struct Queue {
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+    visibility: u64,
+}
+
+impl Queue {
+    /// Keep a message invisible while it is worked on: every third of the visibility timeout,
+    /// extend it to a whole one from now. Runs until dropped (aborted).
+    async fn heartbeat(&self, receipt: &str) {
+        let every =
+            Duration::from_millis(self.visibility * 1000 / 3).max(Duration::from_millis(300));
+        loop {
+            tokio::time::sleep(every).await;
+            let extended = self
+                .sqs
+                .change_message_visibility()
+                .queue_url(&self.url)
+                .receipt_handle(receipt)
+                .visibility_timeout(self.visibility as i32)
+                .send()
+                .await;
+            match extended {
+                Ok(_) => debug!(seconds = self.visibility, "visibility extended"),
+                Err(e) => {
+                    warn!(error = %DisplayErrorContext(e), "could not extend the visibility; the message may be delivered again")
+                }
+            }
+        }
+    }
+}
+
 /// Process one message; delete it if it is done, else leave it for the queue to redeliver.
 async fn handle<S: ObjectStore>(
     pipeline: Arc<Pipeline<S>>,
     dlq: Arc<Option<SqsDeadLetters>>,
-    sqs: aws_sdk_sqs::Client,
-    queue_url: String,
+    queue: Queue,
     message: Message,
     receipt: String,
 ) {
     let span = tracing::info_span!("message", id = %message.id);
     async move {
-        let outcome = pipeline.process_message(message).await;
-        let report = settle(vec![outcome], dlq.as_ref().as_ref()).await;
+        let work = async {
+            let outcome = pipeline.process_message(message, None).await;
+            settle(vec![outcome], dlq.as_ref().as_ref()).await
+        };
+        // The heartbeat stops when the work ends: `select!` drops it.
+        let report = tokio::select! {
+            report = work => report,
+            _ = queue.heartbeat(&receipt) => unreachable!("the heartbeat never ends"),
+        };
         if report.done.is_empty() {
             return; // comes back after the visibility timeout
         }
-        if let Err(e) = sqs
+        if let Err(e) = queue
+            .sqs
             .delete_message()
-            .queue_url(&queue_url)
+            .queue_url(&queue.url)
             .receipt_handle(receipt)
             .send()
             .await
         {
-            // Not fatal: the message comes back and its outputs are rewritten identically.
+            // Not fatal: the message comes back and finds its manifest current.
             warn!(error = %DisplayErrorContext(e), "delete failed; the message will be delivered again");
         }
     }

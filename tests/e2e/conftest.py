@@ -120,6 +120,7 @@ def worker_env(endpoint, res, s3_endpoint=None, **extra):
         AWS_ENDPOINT_URL=endpoint,
         AWS_ENDPOINT_URL_SQS=endpoint,
         AWS_ENDPOINT_URL_S3=s3_endpoint or endpoint,
+        INPUT_BUCKETS=res["input_bucket"],
         OUTPUT_BUCKET=res["output_bucket"],
         DLQ_URL=res["dlq_url"],
         RUST_LOG=os.environ.get("RUST_LOG", "info"),

@@ -1,4 +1,4 @@
-"""1,000 small uploads through one `thumbs worker`: nothing missing, nothing duplicated.
+"""1,000 small uploads through one `thumbs worker`: nothing missing, nothing rendered twice.
 
 Throughput is printed (and written to target/e2e/load.json), not asserted: it measures moto as
 much as thumbs. LOAD_UPLOADS overrides the count.
@@ -29,7 +29,7 @@ def test_thousand_uploads_exactly_once(aws, make_stack, start_worker, thumbs_bin
     body = small_jpeg(thumbs_bin, tmp_path)
     assert body[:3] == b"\xff\xd8\xff" and len(body) < 20_000
     res = make_stack(visibility_timeout=60)
-    start_worker(res, concurrency=int(os.environ.get("LOAD_CONCURRENCY", "4")))
+    worker = start_worker(res, concurrency=int(os.environ.get("LOAD_CONCURRENCY", "4")))
     keys = [f"uploads/load/{i // 100:02d}/img {i:04d}.jpg" for i in range(N)]
 
     t0 = time.monotonic()
@@ -48,6 +48,10 @@ def test_thousand_uploads_exactly_once(aws, make_stack, start_worker, thumbs_bin
     assert outputs == 4 * N  # thumb, small, large, manifest.json per upload: no strays, no extras
     wait_until(lambda: queue_counts(sqs, res["queue_url"]) == (0, 0), 60, what="the queue to drain")
     assert queue_counts(sqs, res["dlq_url"]) == (0, 0)
+    # Exactly once means renders, not only final objects: a duplicate render rewrites the same
+    # keys and would hide in the counts above. The worker logs one line per render.
+    renders = worker.log().count('outcome="rendered"')
+    assert renders == N, f"{renders} renders for {N} uploads"
 
     figures = {
         "uploads": N,

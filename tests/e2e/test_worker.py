@@ -137,9 +137,10 @@ def test_sigterm_finishes_what_it_holds_and_exits_0(aws, make_stack, start_worke
     assert report.ok and report.rendered == set(files)
 
 
-def test_persistent_s3_outage_ends_in_the_dlq_by_redrive(aws, make_stack, start_worker, faultproxy):
-    """S3 GETs always fail: a retryable failure, so thumbs leaves the message and SQS moves it to
-    the DLQ after 3 receives, with the original body and none of thumbs' attributes."""
+def test_persistent_s3_outage_ends_in_the_dlq_with_its_reason(aws, make_stack, start_worker, faultproxy):
+    """S3 GETs always fail: a retryable failure, so the message comes back; on its last receive
+    (the queue's maxReceiveCount, MAX_RECEIVES) thumbs dead-letters it itself, with the reason,
+    instead of leaving SQS to move it without one."""
     s3, sqs = aws
     res = make_stack(visibility_timeout=2)
     proxy, stats = faultproxy("--fail-rate", "1", "--methods", "GET,HEAD")
@@ -150,9 +151,53 @@ def test_persistent_s3_outage_ends_in_the_dlq_by_redrive(aws, make_stack, start_
     print("faultproxy:", stats())
     assert report.ok and not report.rendered, report.problems()
     [letter] = report.dead[key]
-    assert "ErrorKind" not in letter.attributes  # moved by SQS, not sent by thumbs
-    assert letter.kind.startswith("redriven")
+    assert letter.attributes.get("ErrorKind") == "storage_unavailable", letter.attributes
+    assert "gave up after 3 receives" in letter.attributes["ErrorMessage"]
     assert stats()["injected"] >= 3  # at least one failed GET per receive
+
+
+def test_a_render_longer_than_the_visibility_timeout_is_done_once(aws, make_stack, start_worker, faultproxy):
+    """Every S3 call takes 1.5 s, so one upload takes several times the 2 s visibility timeout:
+    the worker's heartbeat keeps the message invisible, so it is not delivered (and rendered)
+    again meanwhile."""
+    s3, sqs = aws
+    res = make_stack(visibility_timeout=2)
+    proxy, _ = faultproxy("--latency-ms", "1500")
+    key = "uploads/slow/landscape.jpg"
+    upload(s3, res, key, (FIXTURES / "landscape.jpg").read_bytes())
+    worker = start_worker(res, s3_endpoint=proxy, RUST_LOG="info,thumbs=debug")
+    report = wait_accounted(s3, sqs, res, timeout=90)
+    assert report.ok and report.rendered == {key}, report.problems()
+    wait_until(lambda: _settled(sqs, res), 30, what="the work queue to drain")
+    log = worker.log()
+    # Handled once: one render, and no second delivery (which would retry on the manifest
+    # conflict or find the upload unchanged).
+    assert log.count('outcome="rendered"') == 1, log
+    assert 'outcome="retry"' not in log and "unchanged" not in log, log
+    assert "visibility extended" in log, log
+
+
+def test_sigterm_during_a_long_poll_strands_no_message(aws, make_stack, start_worker):
+    """SIGTERM while the worker waits in a long poll, then an upload: the poll is let finish, so
+    the message it receives is handled, not left invisible for the visibility timeout."""
+    s3, sqs = aws
+    res = make_stack(visibility_timeout=300)
+    worker = start_worker(res)
+    wait_until(lambda: "worker started" in worker.log(), 30, what="the worker to start")
+    # take out the TestEvent so the worker is idle in its long poll
+    wait_until(lambda: _settled(sqs, res), 30, what="the setup message to be handled")
+    time.sleep(1)
+    worker.signal(signal.SIGTERM)
+    time.sleep(0.5)
+    key = "uploads/term/late.jpg"
+    upload(s3, res, key, (FIXTURES / "landscape.jpg").read_bytes())
+    rc = worker.wait(40)
+    assert rc == 0
+    waiting, in_flight = queue_counts(sqs, res["queue_url"])
+    rendered = account(s3, sqs, res, read_manifests=False).rendered
+    print(f"after exit: waiting={waiting} in_flight={in_flight} rendered={sorted(rendered)}")
+    assert in_flight == 0, "a message was left invisible in the abandoned poll"
+    assert key in rendered or waiting == 1
 
 
 def test_a_permanent_failure_beside_a_retryable_one_is_dead_lettered_once(

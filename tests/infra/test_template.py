@@ -1,6 +1,10 @@
 """Static checks of cloudformation/template.yaml: the properties issue 5 asks for."""
 
 import json
+import os
+import re
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -75,20 +79,35 @@ def test_function_is_arm64_al2023_with_layer(template, resources):
     assert plain(fn["Code"]) == {"S3Bucket": {"Ref": "ArtifactsBucket"}, "S3Key": {"Ref": "FunctionCodeKey"}}
 
 
-def test_function_environment(resources):
+def documented_variables():
+    """The variables `thumbs --help` documents: what the binary reads."""
+    from conftest import ROOT
+
+    binary = Path(os.environ.get("THUMBS_BIN", ROOT / "target" / "release" / "thumbs"))
+    assert binary.is_file(), f"{binary} missing: build it (cargo build --release) or set THUMBS_BIN"
+    text = subprocess.run([str(binary), "--help"], capture_output=True, text=True, check=True).stdout
+    return set(re.findall(r"^  ([A-Z][A-Z0-9_]+)", text, re.M))
+
+
+def test_function_environment_is_what_the_binary_reads(resources):
     env = plain(resources["Function"]["Properties"]["Environment"]["Variables"])
-    assert env == {
-        "OUTPUT_BUCKET": {"Ref": "OutputBucket"},
-        "OUTPUT_PREFIX": {"Ref": "OutputPrefix"},
-        "INPUT_PREFIX": {"Ref": "InputPrefix"},
-        "DLQ_URL": {"Ref": "DeadLetterQueue"},
-        "THUMBS_PRESETS": {"Ref": "ThumbsPresets"},
-        "THUMBS_FORMATS": {"Ref": "ThumbsFormats"},
-        "MAX_INPUT_BYTES": {"Ref": "MaxInputBytes"},
-        "MAX_INPUT_PIXELS": {"Ref": "MaxInputPixels"},
-        "CACHE_CONTROL": {"Ref": "CacheControl"},
-        "VIPSHOME": "/opt",
-    }
+    documented = documented_variables()
+    assert set(env) <= documented, set(env) - documented
+    # Required by the binary's config: without them it refuses to start.
+    assert env["INPUT_BUCKETS"] == {"Ref": "InputBucket"}
+    assert env["OUTPUT_BUCKET"] == {"Ref": "OutputBucket"}
+    assert env["DLQ_URL"] == {"Ref": "DeadLetterQueue"}
+    # Only the bucket that notifies the queue is trusted.
+    [notified] = [n for n, r in resources.items() if "NotificationConfiguration" in r.get("Properties", {})]
+    assert env["INPUT_BUCKETS"] == {"Ref": notified}
+    # The last receive, on which thumbs dead-letters with the reason, is the redrive's.
+    redrive = plain(resources["Queue"]["Properties"]["RedrivePolicy"])
+    assert int(env["MAX_RECEIVES"]) == int(redrive["maxReceiveCount"])
+    # Prefixes and settings come from parameters, so the notification, the role and the
+    # function agree on them.
+    for var, parameter in {"INPUT_PREFIX": "InputPrefix", "OUTPUT_PREFIX": "OutputPrefix",
+                           "SYNC_DELETES": "SyncDeletes", "CACHE_CONTROL": "CacheControl"}.items():
+        assert env[var] == {"Ref": parameter}, var
 
 
 def test_function_logs_json_to_its_own_group(resources):
@@ -123,12 +142,18 @@ def test_queue_policy_pins_source_bucket_and_account(resources):
     assert "QueuePolicy" in as_list(resources["InputBucket"]["DependsOn"])
 
 
-def test_notification_only_on_input_bucket_prefix(resources):
+def test_notification_only_on_input_bucket_prefix(template, resources):
     config = plain(resources["InputBucket"]["Properties"]["NotificationConfiguration"])
-    [queue_config] = config["QueueConfigurations"]
-    assert queue_config["Event"] == "s3:ObjectCreated:*"
-    assert queue_config["Queue"] == {"Fn::GetAtt": ["Queue", "Arn"]}
-    assert queue_config["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": {"Ref": "InputPrefix"}}]
+    created, removed = config["QueueConfigurations"]
+    assert created["Event"] == "s3:ObjectCreated:*"
+    assert created["Queue"] == {"Fn::GetAtt": ["Queue", "Arn"]}
+    assert created["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": {"Ref": "InputPrefix"}}]
+    # Deletions are notified only when SyncDeletes is on, with the same prefix filter.
+    condition, on, off = removed["Fn::If"]
+    assert plain(template["Conditions"][condition]) == {"Fn::Equals": [{"Ref": "SyncDeletes"}, "true"]}
+    assert template["Parameters"]["SyncDeletes"]["Default"] == "false"
+    assert on["Event"] == "s3:ObjectRemoved:*" and on["Filter"] == created["Filter"]
+    assert off == {"Ref": "AWS::NoValue"}
     assert "NotificationConfiguration" not in resources["OutputBucket"]["Properties"]
 
 
@@ -187,22 +212,29 @@ def test_role_is_least_privilege(resources):
             assert "*" not in action, action
             granted[action] = plain(s["Resource"])
     assert set(granted) == {
-        "s3:GetObject", "s3:ListBucket", "s3:PutObject",
+        "s3:GetObject", "s3:ListBucket", "s3:PutObject", "s3:DeleteObject",
         "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
         "sqs:ChangeMessageVisibility", "sqs:SendMessage",
         "logs:CreateLogStream", "logs:PutLogEvents",
     }
-    # The only delete is acknowledging a processed message.
-    assert [a for a in granted if "Delete" in a] == ["sqs:DeleteMessage"]
-    assert granted["s3:GetObject"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${InputBucket}/${InputPrefix}*"}
-    assert granted["s3:ListBucket"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${InputBucket}"}
-    assert granted["s3:PutObject"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${OutputBucket}/${OutputPrefix}*"}
+    by_sid = {s["Sid"]: s for s in statements}
+    uploads = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${InputBucket}/${InputPrefix}*"}
+    outputs = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${OutputBucket}/${OutputPrefix}*"}
+    # Uploads are only read; outputs only under the output prefix, where nothing notifies.
+    assert plain(by_sid["ReadUploads"]["Resource"]) == uploads
+    assert as_list(by_sid["ReadUploads"]["Action"]) == ["s3:GetObject"]
+    assert plain(by_sid["WriteRenditions"]["Resource"]) == outputs
+    deletes = [(a, plain(s["Resource"])) for s in statements for a in as_list(s["Action"]) if "Delete" in a]
+    assert sorted(deletes, key=str) == sorted([("s3:DeleteObject", outputs),
+                                               ("sqs:DeleteMessage", {"Fn::GetAtt": ["Queue", "Arn"]})], key=str)
     for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"):
         assert granted[action] == {"Fn::GetAtt": ["Queue", "Arn"]}
     assert granted["sqs:SendMessage"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
     assert granted["logs:PutLogEvents"] == granted["logs:CreateLogStream"] == {"Fn::GetAtt": ["LogGroup", "Arn"]}
-    [list_bucket] = [s for s in statements if s["Action"] == "s3:ListBucket"]
-    assert plain(list_bucket["Condition"]) == {"StringLike": {"s3:prefix": {"Fn::Sub": "${InputPrefix}*"}}}
+    # Listing (so a missing key is a 404, not a 403) only under each prefix.
+    lists = sorted(plain(s["Condition"])["StringLike"]["s3:prefix"]["Fn::Sub"]
+                   for s in statements if s["Action"] == "s3:ListBucket")
+    assert lists == ["${InputPrefix}*", "${OutputPrefix}*"]
 
 
 def test_role_has_no_managed_policies(resources):
