@@ -2,7 +2,9 @@
 newest upload, and nothing is rendered twice for nothing (renders are counted from the worker's
 log, one `outcome="rendered"` line each)."""
 import json
+import struct
 import time
+import zlib
 
 from conftest import FIXTURES, upload, wait_accounted, wait_until
 
@@ -23,14 +25,28 @@ def has_manifest(s3, res, key):
     return "Contents" in listed
 
 
+def big_png(width=6000, height=4000):
+    """A large greyscale PNG (slow to decode, quick to make): the old upload that finishes last."""
+    row = bytes([0]) + bytes(range(256)) * (width // 256) + bytes(width % 256)
+    raw = zlib.compress(row * height, 1)
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", raw) + chunk(b"IEND", b"")
+
+
 def test_quick_overwrite_ends_with_the_newest_upload(aws, make_stack, start_worker):
-    """The same key uploaded twice 0.12 s apart, worker running: the old job must not win."""
+    """The same key uploaded twice 0.12 s apart, worker running: a large image, then a small one
+    that renders faster. The large one's job finishes last and must not replace the manifest."""
     s3, sqs = aws
     res = make_stack(visibility_timeout=30)
     start_worker(res, concurrency=2)
-    key = "uploads/race/avatar.jpg"
+    key = "uploads/race/avatar.png"
+    old = big_png()
     for attempt in range(3):
-        upload(s3, res, key, (FIXTURES / "landscape.jpg").read_bytes())
+        upload(s3, res, key, old)
         time.sleep(0.12)
         new = s3.put_object(Bucket=res["input_bucket"], Key=key, Body=(FIXTURES / "grey.jpg").read_bytes())
         etag = new["ETag"].strip('"')
@@ -38,6 +54,7 @@ def test_quick_overwrite_ends_with_the_newest_upload(aws, make_stack, start_work
                    60, what="the newest upload's manifest")
         # let the older event settle too, then look again: it must not have replaced it
         wait_until(lambda: sum(sqs_counts(sqs, res)) == 0, 60, what="the queue to drain")
+        time.sleep(1)
         assert manifest(s3, res, key)["source"]["etag"] == etag, f"attempt {attempt}: stale manifest"
 
 
