@@ -3,7 +3,7 @@
 #   nix build .#lambda   function zip (aarch64 `bootstrap`)     nix build .#layer   /opt layer zip
 #   nix run .#deploy -- --stack-name NAME                         nix develop / nix flake check
 # On macOS: the dev shell, the native `thumbs` and the checks; the Lambda zips are Linux builds
-# (`nix build .#packages.aarch64-linux.lambda` through a Linux builder, see docs/nix.md).
+# (`nix build .#packages.aarch64-linux.lambda` through a Linux builder, see README).
 # flake.lock pins nixos-25.11 at a revision seen in public lock files; it was not fetched or
 # verified where this was written (no access to GitHub or a binary cache there).
 {

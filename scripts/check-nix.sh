@@ -23,7 +23,15 @@ done
 
 files=(flake.nix nix/*.nix tests/nix/*.nix tests/nix/nixpkgs/*.nix tests/nix/nixpkgs/pkgs/*.nix tests/nix/nixpkgs-next/*.nix)
 nixpkgs-fmt --check "${files[@]}"
-deadnix --fail "${files[@]}"
+# The vips stand-ins' formal arguments are the data under test (nixpkgs' exact argument lists),
+# passed on whole through `@args`: deadnix checks them without lambda pattern names.
+release_formals=(tests/nix/nixpkgs/pkgs/vips-8.*.nix)
+others=()
+for f in "${files[@]}"; do
+  [[ " ${release_formals[*]} " == *" $f "* ]] || others+=("$f")
+done
+deadnix --fail "${others[@]}"
+deadnix --fail --no-lambda-pattern-names "${release_formals[@]}"
 echo "check-nix: nixpkgs-fmt and deadnix clean (${#files[@]} files)"
 
 python3 - <<'PY'

@@ -21,7 +21,6 @@ mkdir -p "$apt_dir"/{lists/partial,cache/archives/partial,debs,parts,prefs.d,sou
 : >"$apt_dir/status"
 cat >"$apt_dir/sources.list" <<'LIST'
 deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main
-deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian-security trixie-security main
 LIST
 cat >"$apt_dir/apt.conf" <<CONF
 Dir::Etc::Main "/dev/null";

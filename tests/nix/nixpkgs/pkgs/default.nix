@@ -36,74 +36,26 @@ in
     };
   };
 
-  # Host libraries (nixos-25.11's runtime dependencies, as far as the stand-in models them).
+  # Libraries with the libraries their nixos-25.11 builds link or propagate (the rest, below, are
+  # leaves: the libraries the lean libvips leaves out have their own closures elided, since the
+  # layer does not carry them).
   glibc = leaf "glibc" { meta.platforms = lib.platforms.linux; };
   gcc-unwrapped = leaf "gcc" { } // { lib = leaf "gcc-lib" { }; };
-  zlib = leaf "zlib" { };
-  libffi = leaf "libffi" { };
-  pcre2 = leaf "pcre2" { };
   util-linuxMinimal = leaf "util-linux-minimal" { };
   glib = leaf "glib" { deps = [ final.pcre2 ] ++ lib.optional hostPlatform.isLinux final.util-linuxMinimal; propagated = [ final.zlib final.libffi ]; };
-  expat = leaf "expat" { };
   libxml2 = leaf "libxml2" { propagated = [ final.zlib ]; };
   libjpeg = leaf "libjpeg-turbo" { };
   libpng = leaf "libpng" { propagated = [ final.zlib ]; };
-  libwebp = leaf "libwebp" { };
-  libdeflate = leaf "libdeflate" { };
-  xz = leaf "xz" { };
-  zstd = leaf "zstd" { };
-  lerc = leaf "lerc" { };
   libtiff = leaf "libtiff" { propagated = [ final.libdeflate final.libjpeg final.xz final.zlib final.zstd final.lerc final.libwebp ]; };
-  libexif = leaf "libexif" { };
-  lcms2 = leaf "lcms2" { };
-  libhwy = leaf "libhwy" { };
-  libde265 = leaf "libde265" { };
-  x265 = leaf "x265" { };
-  dav1d = leaf "dav1d" { };
-  libaom = leaf "libaom" { };
   libheif = leaf "libheif" { deps = [ final.libde265 final.x265 final.dav1d final.libaom final.libjpeg final.libpng ]; };
-  # Libraries the lean libvips leaves out (their own closures elided: they are not carried).
-  cgif = leaf "cgif" { };
-  libimagequant = leaf "libimagequant" { };
-  fftw = leaf "fftw" { };
-  cfitsio = leaf "cfitsio" { };
-  libarchive = leaf "libarchive" { };
-  libjxl = leaf "libjxl" { };
-  matio = leaf "matio" { };
-  openexr = leaf "openexr" { };
-  openjpeg = leaf "openjpeg" { };
-  openslide = leaf "openslide" { };
-  poppler = leaf "poppler" { };
-  librsvg = leaf "librsvg" { };
-  imagemagick = leaf "imagemagick" { };
-  fontconfig = leaf "fontconfig" { };
   pango = leaf "pango" { propagated = [ final.fontconfig ]; };
-  libraw = leaf "libraw" { };
-  libultrahdr = leaf "libultrahdr" { };
 
-  # Build tools (nativeBuildInputs).
+  # Tools whose names differ from their attributes, or that need a platform list.
   binutils = leaf "binutils-wrapper" { };
-  meson = leaf "meson" { };
-  ninja = leaf "ninja" { };
   pkg-config = leaf "pkg-config-wrapper" { };
-  docbook-xsl-nons = leaf "docbook-xsl-nons" { };
-  gi-docgen = leaf "gi-docgen" { };
   gobject-introspection = leaf "gobject-introspection" { meta.platforms = lib.platforms.unix; };
-  patchelf = leaf "patchelf" { };
-  zip = leaf "zip" { };
-  unzip = leaf "unzip" { };
   nukeReferences = leaf "nuke-references" { };
   qemu-user = leaf "qemu-user" { meta.platforms = lib.platforms.linux; };
-  cargo = leaf "cargo" { };
-  rustc = leaf "rustc" { };
-  clippy = leaf "clippy" { };
-  rustfmt = leaf "rustfmt" { };
-  awscli2 = leaf "awscli2" { };
-  coreutils = leaf "coreutils" { };
-  gnugrep = leaf "gnugrep" { };
-  gnused = leaf "gnused" { };
-  gawk = leaf "gawk" { };
-  shellcheck = leaf "shellcheck" { };
   nixpkgs-fmt = leaf "nixpkgs-fmt" { meta.mainProgram = "nixpkgs-fmt"; };
 
   python3 = leaf "python3" { } // {
@@ -146,7 +98,7 @@ in
     , inheritPath ? true
     }:
       assert runtimeEnv == null && checkPhase == null && excludeShellChecks == [ ] && extraShellCheckFlags == [ ]
-        && derivationArgs == { } && inheritPath && bashOptions != [ ];
+      && derivationArgs == { } && inheritPath && bashOptions != [ ];
       stdenv.mkDerivation {
         inherit name text passthru;
         nativeBuildInputs = [ (tool "shellcheck") ];
@@ -161,3 +113,7 @@ in
     });
   rustPlatform.buildRustPackage = import ./build-rust-package.nix { inherit lib stdenv; inherit (buildPackages) cargo rustc; };
 }
+  // lib.genAttrs
+  # Leaves: libraries without inputs of their own that matter here, and build tools.
+  [ "zlib" "libffi" "pcre2" "expat" "libwebp" "libdeflate" "xz" "zstd" "lerc" "libexif" "lcms2" "libhwy" "libde265" "x265" "dav1d" "libaom" "cgif" "libimagequant" "fftw" "cfitsio" "libarchive" "libjxl" "matio" "openexr" "openjpeg" "openslide" "poppler" "librsvg" "imagemagick" "fontconfig" "libraw" "libultrahdr" "meson" "ninja" "docbook-xsl-nons" "gi-docgen" "patchelf" "zip" "unzip" "cargo" "rustc" "clippy" "rustfmt" "awscli2" "coreutils" "gnugrep" "gnused" "gawk" "shellcheck" ]
+  (name: leaf name { })

@@ -41,61 +41,9 @@
     && stdenv.hostPlatform.emulatorAvailable buildPackages
 , testers
 , nix-update-script
-}:
-let
-  docs = !stdenv.hostPlatform.isDarwin && !stdenv.hostPlatform.isFreeBSD;
-in
-stdenv.mkDerivation (finalAttrs: {
-  pname = "vips";
+}@args:
+# `@args` lacks defaulted arguments: withIntrospection is passed on by name.
+import ./vips-package.nix (args // { inherit withIntrospection; }) {
   version = "8.17.3";
-  src = fetchFromGitHub { owner = "libvips"; repo = "libvips"; tag = "v${finalAttrs.version}"; };
-  outputs = [ "bin" "out" "man" "dev" ] ++ lib.optionals docs [ "devdoc" ];
-  nativeBuildInputs = [ docbook-xsl-nons gobject-introspection meson ninja pkg-config ]
-    ++ lib.optionals docs [ gi-docgen ];
-  buildInputs = [
-    glib
-    libxml2
-    expat
-    (python3.withPackages (p: [ p.pycairo ]))
-    cfitsio
-    cgif
-    fftw
-    imagemagick
-    lcms2
-    libarchive
-    libexif
-    libheif
-    libhwy
-    libimagequant
-    libjpeg
-    libjxl
-    librsvg
-    libpng
-    libtiff
-    libwebp
-    matio
-    openexr
-    openjpeg
-    openslide
-    pango
-    poppler
-  ];
-  propagatedBuildInputs = [ glib ];
-  mesonFlags = [
-    (lib.mesonEnable "pdfium" false)
-    (lib.mesonEnable "nifti" false)
-    (lib.mesonEnable "spng" false)
-    (lib.mesonEnable "introspection" withIntrospection)
-  ]
-  ++ lib.optional docs (lib.mesonBool "docs" true)
-  ++ lib.optional (imagemagick == null) (lib.mesonEnable "magick" false);
-  postFixup = ''
-    moveToOutput "share/doc" "$devdoc"
-  '';
-  passthru.tests.version = testers.testVersion { package = finalAttrs.finalPackage; };
-  passthru.updateScript = nix-update-script { };
-  meta = {
-    platforms = lib.platforms.unix;
-    mainProgram = "vips";
-  };
-})
+  docs = !stdenv.hostPlatform.isDarwin && !stdenv.hostPlatform.isFreeBSD;
+}
