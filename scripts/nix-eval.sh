@@ -2,7 +2,7 @@
 # Evaluate the flake in SRC (a plain copy of the repository) from a cold store, with a private
 # Nix (scripts/nix-install.sh), against the project's stand-in nixpkgs (tests/nix/nixpkgs: the
 # real nixpkgs lib at 25.11 and stub packages). Fails on the first output that does not evaluate.
-#   1. nix flake check --no-build --all-systems
+#   1. nix flake check --no-build --all-systems, with no warning
 #   2. nix eval: the drvPath of every package, dev shell, check and formatter, every app's program
 #   3. the lean libvips against vips 8.18's arguments and meson options (tests/nix/nixpkgs-next)
 #   4. what `nix develop` holds, compared with the README's list
@@ -34,7 +34,11 @@ run flake check --no-build --all-systems "$flake" 2>"$work/flake-check.log" || {
   say "FAILED: nix flake check --no-build" >&2
   exit 1
 }
-say "nix flake check --no-build --all-systems: passed ($(grep -c 'derivation evaluated to' "$work/flake-check.log") derivations)"
+if grep '^warning:' "$work/flake-check.log" >&2; then
+  say "FAILED: nix flake check --no-build warns (above)" >&2
+  exit 1
+fi
+say "nix flake check --no-build --all-systems: passed, no warnings ($(grep -c 'derivation evaluated to' "$work/flake-check.log") derivations)"
 
 drvs='builtins.mapAttrs (_: builtins.mapAttrs (_: d: d.drvPath))'
 for output in packages devShells checks; do

@@ -45,9 +45,15 @@ control vips-docs nix/vips.nix 's|lib\.remove docsOn old\.mesonFlags ++ \[ (lib\
 # 3b. meson features chosen by hope rather than from what the pinned vips takes: -Draw on 8.17.
 control vips-unknown-option nix/vips.nix 's|(lib\.concatLists (lib\.attrValues present))|(lib.concatLists (lib.attrValues unused))|' \
   'Unknown options: "raw'
+# 3c. On vips 8.18 (nixpkgs-next), libraw nulled but its meson feature left on.
+control vips-818-raw nix/vips.nix 's|libraw = \[ "raw" \];|libraw = [ ];|' \
+  'Dependency "libraw" not found'
 # 4. Cargo.lock read through the filtered source: not in the store under --no-build.
 control cargo-lock-through-src nix/default.nix 's|crate = { cargoToml = \.\./Cargo\.toml; cargoLockFile = \.\./Cargo\.lock; inherit src; };|crate = { cargoToml = src + "/Cargo.toml"; cargoLockFile = src + "/Cargo.lock"; inherit src; };|' \
   "path '/nix/store/[a-z0-9]+-source' is not valid"
+# 5. An app without meta: Nix warns, and a warning fails the check.
+control app-meta nix/deploy.nix '/meta\.description/d' \
+  "app 'apps\.x86_64-linux\.deploy' lacks attribute 'meta'"
 
 [ "$failed" -eq 0 ] || { echo "negative controls: FAILED" >&2; exit 1; }
 echo "negative controls: every defect reintroduced was caught"
