@@ -2,7 +2,8 @@
 # with a moto server on loopback for tests/aws.rs (as `make test` does).
 { pkgs, thumbs }:
 let
-  moto = pkgs.python3.withPackages (p: with p; [ moto flask flask-cors ]);
+  # p.moto, not `with p; [ moto ]`: a let binding shadows `with`, so that `moto` would be this one.
+  moto = pkgs.python3.withPackages (p: [ p.moto p.flask p.flask-cors ]);
 in
 {
   # rustfmt directly: `cargo fmt` would resolve the dependency graph, which needs the network.
@@ -20,6 +21,8 @@ in
   });
   tests = (thumbs.override { doCheck = true; }).overrideAttrs (old: {
     nativeCheckInputs = (old.nativeCheckInputs or [ ]) ++ [ moto ];
+    # moto listens on loopback: allowed in the Darwin sandbox only when asked for.
+    __darwinAllowLocalNetworking = true;
     preCheck = ''
       moto_server -H 127.0.0.1 -p 5000 >moto.log 2>&1 &
       moto_pid=$!

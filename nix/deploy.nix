@@ -14,4 +14,5 @@ in
 {
   type = "app";
   program = "${deploy}/bin/thumbs-deploy";
+  meta.description = "Deploy the thumbs stack (CloudFormation) with the flake's Lambda zips";
 }

@@ -5,7 +5,12 @@
 let
   modules = "${vips.out}/lib/vips-modules-${lib.versions.majorMinor vips.version}";
 in
-runCommand "thumbs-layer.zip" { nativeBuildInputs = [ patchelf zip nukeReferences targetCc.bintools ]; } ''
+runCommand "thumbs-layer.zip"
+{
+  nativeBuildInputs = [ patchelf zip nukeReferences targetCc.bintools ];
+  # What the layer is made of, for inspection (scripts/check-nix.sh lists its libraries).
+  passthru = { inherit vips thumbs; inherit (targetCc) libc; gccLib = targetCc.cc.lib; };
+} ''
   export READELF=${targetCc.targetPrefix}readelf STRIP=${targetCc.targetPrefix}strip
   # With modules disabled at build time, heif is inside libvips itself.
   module_args=()

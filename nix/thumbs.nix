@@ -1,12 +1,12 @@
 # The thumbs binary for the host platform of the package set that calls this (aarch64 for the
 # Lambda artifacts, the build machine for checks). forLambda optimises for size as
 # scripts/dist.sh does, for the 5 MB function.zip budget.
-{ lib, rustPlatform, pkg-config, vips, glib, src, doCheck ? false, forLambda ? false }:
+{ lib, rustPlatform, pkg-config, vips, glib, src, cargoToml, cargoLockFile, doCheck ? false, forLambda ? false }:
 rustPlatform.buildRustPackage {
   pname = "thumbs";
-  inherit ((lib.importTOML (src + "/Cargo.toml")).package) version;
+  inherit ((lib.importTOML cargoToml).package) version;
   inherit src doCheck;
-  cargoLock.lockFile = src + "/Cargo.lock";
+  cargoLock.lockFile = cargoLockFile;
   nativeBuildInputs = [ pkg-config ];
   buildInputs = [ vips glib ];
   cargoBuildFlags = [ "--bin" "thumbs" ];

@@ -1,33 +1,42 @@
-# libvips for the layer: no GObject introspection (it needs an emulator when cross-compiling)
-# and none of the loaders the engine does not use or should not trust (ImageMagick, PDF, SVG,
-# OpenSlide, JPEG XL, scientific formats). JPEG, PNG, WebP, GIF, TIFF, HEIF/AVIF stay.
+# libvips for the layer, as lean as the engine allows: it decodes JPEG, PNG, WebP, GIF (libvips'
+# built-in nsgif), TIFF and HEIF/AVIF, applies EXIF orientation and ICC profiles (lcms2), and
+# encodes JPEG, WebP and AVIF. Everything else is off, each library with the meson feature that
+# looks for it (nixpkgs' meson hook passes -Dauto_features=enabled: a nulled library whose
+# feature stays on stops configure). No GObject introspection (cross builds would need an
+# emulator) and so no API docs (libvips' doc/meson.build requires introspection).
 { lib, vips }:
 let
-  wanted = {
-    withIntrospection = false;
-    withDevDoc = false;
-    imagemagick = null;
-    poppler = null;
-    librsvg = null;
-    openslide = null;
-    libjxl = null;
-    libraw = null;
-    matio = null;
-    cfitsio = null;
-    openexr = null;
+  takes = lib.functionArgs vips.override;
+  # vips argument -> the meson features that look for it.
+  unused = {
+    imagemagick = [ "magick" ]; # ImageMagick loaders and savers
+    poppler = [ "poppler" ]; # PDF
+    librsvg = [ "rsvg" ]; # SVG
+    openslide = [ "openslide" ]; # whole-slide microscopy
+    libjxl = [ "jpeg-xl" ]; # JPEG XL
+    matio = [ "matio" ]; # Matlab files
+    cfitsio = [ "cfitsio" ]; # FITS (astronomy)
+    openexr = [ "openexr" ]; # OpenEXR
+    openjpeg = [ "openjpeg" ]; # JPEG 2000
+    fftw = [ "fftw" ]; # FFT operations
+    pango = [ "pangocairo" "fontconfig" ]; # text rendering
+    libarchive = [ "archive" ]; # dzsave's zip output
+    cgif = [ "cgif" ]; # GIF output
+    libimagequant = [ "imagequant" "quantizr" ]; # palette output (quantizr is its fallback)
+    libraw = [ "raw" ]; # camera RAW (vips 8.18 on; the argument and the feature came together)
+    libultrahdr = [ "uhdr" ]; # UltraHDR (vips 8.18 on)
   };
-  # Only the arguments this nixpkgs' vips takes: they differ between releases.
-  lean = vips.override (builtins.intersectAttrs (lib.functionArgs vips.override) wanted);
+  # Only what this nixpkgs' vips takes: an argument it lacks would be an error, and its meson
+  # files lack the matching feature (-Draw on 8.17 is an unknown option).
+  present = lib.filterAttrs (arg: _: takes ? ${arg}) unused;
+  lean = vips.override (lib.mapAttrs (_: _: null) present // { withIntrospection = false; }
+    // lib.optionalAttrs (takes ? withDevDoc) { withDevDoc = false; });
+  docsOn = lib.mesonBool "docs" true;
 in
 lean.overrideAttrs (old: {
-  mesonFlags = (old.mesonFlags or [ ]) ++ map (feature: lib.mesonEnable feature false) [
-    "magick"
-    "poppler"
-    "rsvg"
-    "openslide"
-    "jpeg-xl"
-    "matio"
-    "cfitsio"
-    "openexr"
-  ];
+  # vips 8.17 has no withDevDoc and passes -Ddocs=true on Linux whatever we say: turn it off
+  # here, and drop the devdoc output it would leave empty.
+  mesonFlags = lib.unique (lib.remove docsOn old.mesonFlags ++ [ (lib.mesonBool "docs" false) ]
+    ++ map (feature: lib.mesonEnable feature false) (lib.concatLists (lib.attrValues present)));
+  outputs = lib.remove "devdoc" old.outputs;
 })

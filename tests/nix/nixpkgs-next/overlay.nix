@@ -1,0 +1,1 @@
+final: _: { vips = final.callPackage ./base/pkgs/vips-8.18.nix { }; }
