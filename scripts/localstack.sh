@@ -77,10 +77,13 @@ up() {
   local port=${1:-4566}
   while ! port_free "$port"; do port=$((port + 1)); done
   # hypercorn: the default server binds 0.0.0.0. No event telemetry, no certificate download, no DNS
-  # server (all need the internet or port 53). setsid: its own process group, which `down` ends whole.
+  # server (all need the internet or port 53). OVERRIDE_IN_DOCKER=0: inside any container (CI, this
+  # machine) it would otherwise write to /var/lib/localstack; now its files go under FILESYSTEM_ROOT (S3
+  # object bodies still go to the hard-coded /tmp/localstack-s3-storage). setsid: its own process group,
+  # which `down` ends whole.
   GATEWAY_SERVER=hypercorn GATEWAY_LISTEN="127.0.0.1:$port" DISABLE_EVENTS=1 SKIP_SSL_CERT_DOWNLOAD=1 \
     DNS_ADDRESS=0 SERVICES=s3,sqs,cloudformation,iam,sts,cloudwatch,sns,kms,logs \
-    LOCALSTACK_VOLUME_DIR="$PWD/$state/volume" FILESYSTEM_ROOT="$PWD/$state/fs" \
+    OVERRIDE_IN_DOCKER=0 FILESYSTEM_ROOT="$PWD/$state/fs" \
     setsid "$venv/bin/python" -m localstack.runtime.main >"$state/localstack.log" 2>&1 </dev/null &
   echo $! >"$state/pid"
   echo "$port" >"$state/port"

@@ -33,7 +33,8 @@ def test_only_keys_under_the_input_prefix_notify(stack, endpoint):
     s3.put_object(Bucket=stack["input_bucket"], Key=outside, Body=b"x")
     s3.put_object(Bucket=stack["input_bucket"], Key=inside, Body=b"x")
     records = [r for body in drain(sqs, stack["queue_url"], quiet_for=3) for r in _records(body)]
-    assert [(r["eventName"], r["s3"]["bucket"]["name"]) for r in records] == [("ObjectCreated:Put", stack["input_bucket"])]
+    assert [(r["eventName"], r["s3"]["bucket"]["name"]) for r in records] == [
+        ("ObjectCreated:Put", stack["input_bucket"])]
     # LocalStack writes a space as %20 where AWS writes '+': the worker must accept both (test_pipeline.py).
     assert records[0]["s3"]["object"]["key"] in (f"uploads/{run}/a%20b.jpg", f"uploads/{run}/a+b.jpg")
 
@@ -123,5 +124,5 @@ def test_stack_update_completes(stack, endpoint, tmp_path):
     [desc] = client("cloudformation", endpoint).describe_stacks(StackName=stack["stack"])["Stacks"]
     assert desc["StackStatus"] == "UPDATE_COMPLETE"
     # A change LocalStack applies on update (it reports an alarm's new threshold as updated but keeps the old).
-    attrs = client("sqs", endpoint).get_queue_attributes(QueueUrl=stack["queue_url"], AttributeNames=["VisibilityTimeout"])
+    attrs = client("sqs", endpoint).get_queue_attributes(QueueUrl=stack["queue_url"], AttributeNames=["All"])
     assert attrs["Attributes"]["VisibilityTimeout"] == str(6 * (FUNCTION_TIMEOUT + 5))
