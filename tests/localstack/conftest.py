@@ -24,8 +24,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
-CREDS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
-         "AWS_DEFAULT_REGION": "us-east-1"}
 # Deploy parameters the tests check for: applied values, not template defaults.
 FUNCTION_TIMEOUT = 10  # visibility timeout 6 x 10 s
 MAX_MESSAGE_AGE = 600
@@ -54,19 +52,7 @@ def _is_localstack(url):
 
 @pytest.fixture(scope="session")
 def endpoint():
-    os.environ.update(CREDS)
-    url = os.environ.get("AWS_ENDPOINT_URL")
-    if url and _is_localstack(url):
-        yield url
-        return
-    script = str(ROOT / "scripts" / "localstack.sh")
-    already = subprocess.run([script, "env"], capture_output=True).returncode == 0
-    out = subprocess.run([script, "up"], check=True, capture_output=True, text=True).stdout
-    url = next(line.split("=", 1)[1] for line in out.splitlines() if line.startswith("export AWS_ENDPOINT_URL="))
-    os.environ["AWS_ENDPOINT_URL"] = url
-    yield url
-    if not already:
-        subprocess.run([script, "down"], check=False)
+    yield from e2e.emulator_endpoint("localstack.sh", _is_localstack)
 
 
 def client(service, endpoint):
@@ -76,7 +62,7 @@ def client(service, endpoint):
 def script_env(endpoint):
     """Environment for scripts/deploy.sh: the emulator, fake credentials, no user AWS config."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(CREDS, AWS_ENDPOINT_URL=endpoint, AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null")
+    env.update(e2e.CREDS, AWS_ENDPOINT_URL=endpoint, AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null")
     return env
 
 
