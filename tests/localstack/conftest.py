@@ -136,12 +136,7 @@ def run_prefix(stack):
     return dict(stack, input_prefix=stack["input_prefix"] + run, output_prefix=stack["output_prefix"] + run)
 
 
-@pytest.fixture(scope="session")
-def thumbs_bin():
-    path = Path(os.environ.get("THUMBS_BIN", ROOT / "target" / "release" / "thumbs"))
-    if not path.is_file():
-        pytest.fail(f"{path} missing: build it (cargo build --release) or set THUMBS_BIN")
-    return path
+thumbs_bin = e2e.thumbs_bin  # the same fixture: THUMBS_BIN or target/release/thumbs, failing when missing
 
 
 @pytest.fixture(scope="session")
