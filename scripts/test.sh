@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make test`: every test, from a fresh Debian/Ubuntu machine. Installs what it needs, starts
-# the local AWS emulator (moto) for the integration tests and stops it again.
+# the local AWS emulators (moto, then LocalStack) for the integration tests and stops them again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +28,16 @@ cargo test --release --locked
 
 step "end-to-end tests of the binary: worker, faults, load, Lambda shell (pytest)"
 THUMBS_BIN=target/release/thumbs .venv/bin/python -m pytest -q tests/e2e
+
+step "LocalStack: the template deployed with deploy.sh as it applies there, the worker on S3's own events (pytest)"
+# In a subshell, so its endpoint does not replace moto's for the steps below. About 2 min, plus about 3 min
+# the first time for the install (.venv-localstack).
+(
+  localstack_env=$(scripts/localstack.sh up)  # not inside eval, which would hide a failed start
+  eval "$localstack_env"
+  trap 'scripts/localstack.sh down >/dev/null 2>&1 || true' EXIT
+  THUMBS_BIN=target/release/thumbs .venv/bin/python -m pytest -q tests/localstack
+)
 
 step "infrastructure: cfn-lint, checkov, template assertions, deploy to moto"
 scripts/test-infra.sh

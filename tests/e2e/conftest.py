@@ -36,14 +36,15 @@ def _answers(url):
         return False
 
 
-@pytest.fixture(scope="session")
-def endpoint():
+def emulator_endpoint(script, answers):
+    """Session fixture body: AWS_ENDPOINT_URL when answers(url), else the emulator `scripts/<script> up` starts
+    (and `down` at the end if this session started it)."""
     os.environ.update(CREDS)
     url = os.environ.get("AWS_ENDPOINT_URL")
-    if url and _answers(url):
+    if url and answers(url):
         yield url
         return
-    script = str(ROOT / "scripts" / "local-aws.sh")
+    script = str(ROOT / "scripts" / script)
     already = subprocess.run([script, "env"], capture_output=True).returncode == 0
     out = subprocess.run([script, "up"], check=True, capture_output=True, text=True).stdout
     url = next(line.split("=", 1)[1] for line in out.splitlines() if line.startswith("export AWS_ENDPOINT_URL="))
@@ -51,6 +52,11 @@ def endpoint():
     yield url
     if not already:
         subprocess.run([script, "down"], check=False)
+
+
+@pytest.fixture(scope="session")
+def endpoint():
+    yield from emulator_endpoint("local-aws.sh", _answers)
 
 
 @pytest.fixture(scope="session")
