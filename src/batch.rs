@@ -214,6 +214,10 @@ impl<S: ObjectStore> Pipeline<S> {
                 .await
                 .map_err(|e| Failure::retryable("panic", format!("render task failed: {e}")))??;
         store(&self.store, &self.config, object, &fetched, &rendered).await?;
+        // What was made is stored (the manifest lists what was not); the record still fails.
+        if let Some(incomplete) = rendered.incomplete() {
+            return Err(incomplete.into());
+        }
         let bytes_out = rendered
             .renditions
             .iter()

@@ -69,6 +69,7 @@ unsafe extern "C" fn forward_log(
         tracing::error!(target: "libvips", "{message}");
     } else if level & ffi::GLogLevelFlags_G_LOG_LEVEL_WARNING != 0 {
         tracing::warn!(target: "libvips", "{message}");
+        *LAST_WARNING.lock().unwrap_or_else(|e| e.into_inner()) = Some(message.into_owned());
     } else {
         tracing::debug!(target: "libvips", "{message}");
     }
@@ -118,6 +119,15 @@ pub fn thread_shutdown() {
     unsafe { ffi::vips_thread_shutdown() }
 }
 
+/// The latest libvips warning. Some loaders report their real reason only as a warning and
+/// then fail with an empty error buffer (libpng's "IDAT: invalid distance too far back" under
+/// `fail_on=error`), so an empty error falls back to it. Loaders warn from libvips' worker
+/// threads, so this cannot be per calling thread; under concurrency it may be another image's.
+static LAST_WARNING: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Said when libvips gives neither an error nor a warning.
+pub const NO_MESSAGE: &str = "libvips failed without a message";
+
 /// Read and clear libvips' process-wide error buffer in one step (under libvips' lock), so
 /// another thread's message is never cleared unread. Under concurrency the text may still
 /// include another failing image's message: libvips offers nothing finer.
@@ -130,11 +140,22 @@ fn take_error() -> String {
         ffi::g_free(copy.cast());
         text
     };
-    if text.is_empty() {
-        "libvips failed without a message".into()
-    } else {
-        text.replace('\n', "; ")
+    let warning = LAST_WARNING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    match (text.is_empty(), warning) {
+        (false, _) => text.replace('\n', "; "),
+        (true, Some(warning)) => warning.trim().replace('\n', "; "),
+        (true, None) => NO_MESSAGE.into(),
     }
+}
+
+/// Drop an error that is an answer, not a failure, leaving any pending warning for the
+/// failure it may explain.
+fn clear_error() {
+    // SAFETY: clears libvips' error buffer under its own lock.
+    unsafe { ffi::vips_error_clear() }
 }
 
 /// The class name of the loader libvips picks for these bytes, decided from the bytes alone
@@ -146,7 +167,7 @@ pub fn find_loader(bytes: &[u8]) -> Option<String> {
         ffi::vips_foreign_find_load_buffer(bytes.as_ptr().cast(), bytes.len() as ffi::size_t)
     };
     if name.is_null() {
-        take_error(); // "not a known format" is an answer here, not an error to keep
+        clear_error(); // "not a known format" is an answer here, not an error to keep
         return None;
     }
     // SAFETY: libvips returns a static, NUL-terminated class name.
@@ -279,6 +300,8 @@ impl<'buf> Image<'buf> {
                 interesting(cover),
                 c"option_string".as_ptr(),
                 c"fail_on=error".as_ptr(),
+                c"intent".as_ptr(),
+                ffi::VipsIntent_VIPS_INTENT_PERCEPTUAL as c_int,
                 export_profile,
                 c"srgb".as_ptr(),
                 ptr::null::<c_char>(),
@@ -305,6 +328,12 @@ impl<'buf> Image<'buf> {
         Self::decode_with(bytes, options)
     }
 
+    /// Like `decode`, for reading once from top to bottom (no random access): a large
+    /// strip-based TIFF then streams through a shrink instead of being held whole.
+    pub fn decode_sequential(bytes: &'buf [u8]) -> Result<Image<'buf>> {
+        Self::decode_with(bytes, c"fail_on=error,access=sequential")
+    }
+
     fn decode_with(bytes: &'buf [u8], options: &CStr) -> Result<Image<'buf>> {
         init();
         // SAFETY: the slice outlives the image (lifetime 'buf); the option list is NULL-terminated.
@@ -319,9 +348,12 @@ impl<'buf> Image<'buf> {
         wrap(0, out)
     }
 
-    /// Convert to sRGB through the embedded ICC profile (or a generic CMYK one when there is
-    /// none). Used for CMYK, where libvips 8.14's thumbnail refuses some valid embedded
-    /// profiles ("profile incompatible with image") and silently uses its fallback instead.
+    /// Convert to sRGB through the embedded ICC profile (or libvips' built-in CMYK profile when
+    /// there is none), with the perceptual intent and black-point compensation: what
+    /// Photoshop, sharp and LittleCMS' own tools do for CMYK, so blacks stay black (the
+    /// relative intent without compensation lifts a CMYK photo's darkest pixel to about 33).
+    /// Used for CMYK, where libvips 8.14's thumbnail refuses some valid embedded profiles
+    /// ("profile incompatible with image") and silently uses its fallback instead.
     pub fn icc_to_srgb(&self) -> Result<Image<'buf>> {
         let mut out = ptr::null_mut();
         // SAFETY: valid input; NULL-terminated option list.
@@ -334,6 +366,38 @@ impl<'buf> Image<'buf> {
                 1 as c_int,
                 c"input_profile".as_ptr(),
                 c"cmyk".as_ptr(),
+                c"intent".as_ptr(),
+                ffi::VipsIntent_VIPS_INTENT_PERCEPTUAL as c_int,
+                c"black_point_compensation".as_ptr(),
+                1 as c_int,
+                ptr::null::<c_char>(),
+            )
+        };
+        wrap(status, out)
+    }
+
+    /// Shrink by `scale` (<= 1) with no colour handling at all: for CMYK pixels, which are
+    /// shrunk before the (costly) conversion to sRGB. Streams, so a sequentially opened
+    /// image is read once, top to bottom.
+    pub fn scale(&self, scale: f64) -> Result<Image<'buf>> {
+        let mut out = ptr::null_mut();
+        // SAFETY: valid input; NULL-terminated option list.
+        let status =
+            unsafe { ffi::vips_resize(self.raw(), &mut out, scale, ptr::null::<c_char>()) };
+        wrap(status, out)
+    }
+
+    /// The first `n` bands (e.g. RGB and alpha of an image with extra channels).
+    pub fn first_bands(&self, n: u32) -> Result<Image<'buf>> {
+        let mut out = ptr::null_mut();
+        // SAFETY: valid input; NULL-terminated option list.
+        let status = unsafe {
+            ffi::vips_extract_band(
+                self.raw(),
+                &mut out,
+                0,
+                c"n".as_ptr(),
+                n as c_int,
                 ptr::null::<c_char>(),
             )
         };
@@ -346,6 +410,11 @@ impl<'buf> Image<'buf> {
         // SAFETY: valid input; NULL-terminated option list.
         let status = unsafe { ffi::vips_autorot(self.raw(), &mut out, ptr::null::<c_char>()) };
         wrap(status, out)
+    }
+
+    /// True when the EXIF orientation (5-8) turns the stored picture a quarter.
+    pub fn is_turned(&self) -> bool {
+        matches!(self.get_int("orientation"), Some(5..=8))
     }
 
     pub fn is_cmyk(&self) -> bool {
@@ -403,7 +472,7 @@ impl<'buf> Image<'buf> {
         if status == 0 {
             Some(value)
         } else {
-            take_error();
+            clear_error();
             None
         }
     }
@@ -428,7 +497,7 @@ impl<'buf> Image<'buf> {
         // copy it at once.
         let status = unsafe { ffi::vips_image_get_string(self.raw(), name.as_ptr(), &mut value) };
         if status != 0 || value.is_null() {
-            take_error();
+            clear_error();
             return None;
         }
         // SAFETY: non-null, NUL-terminated, alive while self is.
@@ -652,6 +721,25 @@ mod tests {
         let err = Image::header(b"GIF89a")
             .err()
             .expect("a bare GIF signature must not open");
+        // libvips' own words about the file, not our stand-in for "no message".
+        assert_ne!(err.0, NO_MESSAGE);
+        assert!(err.0.contains("GIF"), "{}", err.0);
+    }
+
+    #[test]
+    fn decoder_warning_is_the_message_when_the_error_buffer_is_empty() {
+        // A PNG whose compressed pixels are damaged: libpng says why only in a warning.
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/alpha.png");
+        let mut png = std::fs::read(path).unwrap();
+        let idat = png.windows(4).position(|w| w == b"IDAT").unwrap();
+        for byte in &mut png[idat + 40..idat + 60] {
+            *byte ^= 0x5a;
+        }
+        let err = Image::decode(&png)
+            .and_then(|i| i.copy_memory())
+            .err()
+            .expect("damaged pixels must not decode");
+        assert_ne!(err.0, NO_MESSAGE);
         assert!(!err.0.is_empty());
     }
 }
