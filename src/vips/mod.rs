@@ -69,7 +69,12 @@ unsafe extern "C" fn forward_log(
         tracing::error!(target: "libvips", "{message}");
     } else if level & ffi::GLogLevelFlags_G_LOG_LEVEL_WARNING != 0 {
         tracing::warn!(target: "libvips", "{message}");
-        *LAST_WARNING.lock().unwrap_or_else(|e| e.into_inner()) = Some(message.into_owned());
+        // The first warning since the decode started names the cause; later ones ("error in
+        // tile 0 x 0") only report the consequence.
+        LAST_WARNING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(|| message.into_owned());
     } else {
         tracing::debug!(target: "libvips", "{message}");
     }
@@ -119,11 +124,18 @@ pub fn thread_shutdown() {
     unsafe { ffi::vips_thread_shutdown() }
 }
 
-/// The latest libvips warning. Some loaders report their real reason only as a warning and
-/// then fail with an empty error buffer (libpng's "IDAT: invalid distance too far back" under
-/// `fail_on=error`), so an empty error falls back to it. Loaders warn from libvips' worker
-/// threads, so this cannot be per calling thread; under concurrency it may be another image's.
+/// The first libvips warning since a decode started. Some loaders give their real reason only
+/// as a warning and fail with a generic error ("libpng read error") or none at all (libpng's
+/// "IDAT: invalid distance too far back" under `fail_on=error`), so errors quote it. Loaders
+/// warn from libvips' worker threads, so this cannot be per calling thread; under concurrency
+/// it may be another image's.
 static LAST_WARNING: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Forget the latest warning as a decode starts, so an earlier image's harmless warning
+/// ("ignoring nclx profile") is never quoted as this one's reason.
+fn forget_warning() {
+    *LAST_WARNING.lock().unwrap_or_else(|e| e.into_inner()) = None;
+}
 
 /// Said when libvips gives neither an error nor a warning.
 pub const NO_MESSAGE: &str = "libvips failed without a message";
@@ -144,9 +156,13 @@ fn take_error() -> String {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .take();
+    let warning = warning.map(|w| w.trim().replace('\n', "; "));
     match (text.is_empty(), warning) {
+        (false, Some(warning)) if !text.contains(&warning) => {
+            format!("{}; {warning}", text.replace('\n', "; "))
+        }
         (false, _) => text.replace('\n', "; "),
-        (true, Some(warning)) => warning.trim().replace('\n', "; "),
+        (true, Some(warning)) => warning,
         (true, None) => NO_MESSAGE.into(),
     }
 }
@@ -275,6 +291,7 @@ impl<'buf> Image<'buf> {
         icc: bool,
     ) -> Result<Image<'buf>> {
         init();
+        forget_warning();
         let mut out: *mut ffi::VipsImage = ptr::null_mut();
         // A NULL option name ends the list, so this drops the last option when `icc` is false.
         let export_profile = if icc {
@@ -336,6 +353,7 @@ impl<'buf> Image<'buf> {
 
     fn decode_with(bytes: &'buf [u8], options: &CStr) -> Result<Image<'buf>> {
         init();
+        forget_warning();
         // SAFETY: the slice outlives the image (lifetime 'buf); the option list is NULL-terminated.
         let out = unsafe {
             ffi::vips_image_new_from_buffer(
@@ -727,7 +745,7 @@ mod tests {
     }
 
     #[test]
-    fn decoder_warning_is_the_message_when_the_error_buffer_is_empty() {
+    fn decoder_warning_is_quoted_in_the_error() {
         // A PNG whose compressed pixels are damaged: libpng says why only in a warning.
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/alpha.png");
         let mut png = std::fs::read(path).unwrap();
@@ -739,7 +757,7 @@ mod tests {
             .and_then(|i| i.copy_memory())
             .err()
             .expect("damaged pixels must not decode");
-        assert_ne!(err.0, NO_MESSAGE);
-        assert!(!err.0.is_empty());
+        // libpng's own words ("IDAT: invalid bit length repeat"), not just "read error".
+        assert!(err.0.contains("IDAT"), "{}", err.0);
     }
 }
