@@ -158,6 +158,29 @@ cat >"$out/image.svg" <<'EOF'
 </svg>
 EOF
 
+# --- CMYK colour patches and extra channels (engine checks) ----------------------------
+# Four 32x32 solid CMYK patches (K100 black, rich black, M100+Y100 red, a light blue-grey):
+# with Ghostscript's SWOP profile embedded and without any profile (libvips then uses its
+# built-in CMYK profile), as TIFF and as JPEG. scripts/cmyk-reference.py computes what
+# LittleCMS makes of the same numbers; tests/render.rs compares against those.
+python3 - "$tmp/patches.raw" <<'EOF'
+import sys
+patches = [(0, 0, 0, 255), (191, 173, 171, 230), (0, 255, 255, 0), (102, 26, 0, 51)]
+row = b"".join(bytes(p) * 32 for p in patches)
+open(sys.argv[1], "wb").write(row * 32)
+EOF
+vips rawload "$tmp/patches.raw" "$tmp/patches0.v" 128 32 4
+vips copy "$tmp/patches0.v" "$tmp/patches.v" --interpretation cmyk
+vips tiffsave "$tmp/patches.v" "$out/cmyk-patches.tif" --strip
+vips tiffsave "$tmp/patches.v" "$out/cmyk-patches-swop.tif" --profile "$cmyk_icc"
+vips jpegsave "$tmp/patches.v" "$out/cmyk-patches.jpg" --Q 100 --strip
+vips jpegsave "$tmp/patches.v" "$out/cmyk-patches-swop.jpg" --Q 100 --profile "$cmyk_icc"
+# RGB + alpha + one more channel, as libvips writes it (ExtraSamples: alpha, unspecified).
+vips extract_area "$out/landscape.jpg" "$tmp/crop.v" 0 0 96 64
+vips extract_band "$tmp/crop.v" "$tmp/green.v" 1
+vips bandjoin "$tmp/crop.v $tmp/green.v $tmp/green.v" "$tmp/extra.v" # alpha varies, so it is kept
+vips tiffsave "$tmp/extra.v" "$out/extra-channel.tif" --strip
+
 # --- summary (the table in SOURCES.md) ----------------------------------------------
 for f in "$out"/*; do
   case $f in *.md) continue ;; esac

@@ -375,6 +375,10 @@ impl<S: ObjectStore> Pipeline<S> {
         if stored.is_none() {
             return Ok(Done::Skipped("superseded"));
         }
+        // What was made is stored (the manifest lists what was not); the record still fails.
+        if let Some(incomplete) = rendered.incomplete() {
+            return Err(incomplete.into());
+        }
         let bytes_out = rendered
             .renditions
             .iter()

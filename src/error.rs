@@ -33,7 +33,11 @@ impl Failure {
 
 impl From<RenderError> for Failure {
     fn from(e: RenderError) -> Self {
-        Failure::permanent(e.kind(), e.to_string())
+        Failure {
+            kind: e.kind(),
+            retryable: e.is_retryable(),
+            message: e.to_string(),
+        }
     }
 }
 
@@ -67,5 +71,14 @@ mod tests {
         assert!(!Failure::from(StorageError::Other("NoSuchBucket".into())).retryable);
         assert!(!Failure::from(RenderError::Empty).retryable);
         assert_eq!(Failure::from(RenderError::Empty).kind, "empty");
+    }
+
+    #[test]
+    fn render_resource_shortage_is_retried_and_bad_files_are_not() {
+        let oom = Failure::from(RenderError::Resources("out of memory".into()));
+        assert!(oom.retryable);
+        assert_eq!(oom.kind, "out_of_resources");
+        assert!(!Failure::from(RenderError::Corrupt("bad".into())).retryable);
+        assert!(!Failure::from(RenderError::Internal("panic".into())).retryable);
     }
 }

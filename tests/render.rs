@@ -3,6 +3,7 @@
 
 use thumbs::render::{
     parse_formats, render, Format, Limits, RenderError, RenderSettings, Rendered, Strategy,
+    MAX_SIDE,
 };
 use thumbs::vips::Image;
 
@@ -325,4 +326,289 @@ fn placeholder_is_a_decodable_thumbhash_with_the_pictures_aspect() {
     assert!(hash.len() <= 32, "{} bytes", hash.len());
     let aspect = thumbhash::thumb_hash_to_approximate_aspect_ratio(&hash).unwrap();
     assert!((aspect - 800.0 / 1200.0).abs() < 0.1, "aspect {aspect}");
+}
+
+/// An uncompressed 8-bit TIFF, built in memory: `samples` bands per pixel, of which `extra`
+/// are ExtraSamples (the first as unassociated alpha), with `value(x, y, band)` as pixels.
+/// With `value` None only the header is written (for files that must not be decoded).
+fn tiff(
+    width: u32,
+    height: u32,
+    samples: u16,
+    extra: u16,
+    value: Option<&dyn Fn(u32, u32, u16) -> u8>,
+) -> Vec<u8> {
+    let photometric: u16 = if samples - extra >= 3 { 2 } else { 1 };
+    let pixels = u64::from(width) * u64::from(height) * u64::from(samples);
+    let mut entries: Vec<(u16, u16, u32, u32)> = vec![
+        (256, 4, 1, width),
+        (257, 4, 1, height),
+        (258, 3, 1, 8),
+        (259, 3, 1, 1),
+        (262, 3, 1, u32::from(photometric)),
+        (273, 4, 1, 0), // strip offset, filled in below
+        (277, 3, 1, u32::from(samples)),
+        (278, 4, 1, height),
+        (279, 4, 1, pixels.min(u64::from(u32::MAX)) as u32),
+    ];
+    if extra > 0 {
+        // One ExtraSamples value fits in the entry; the rest (if any) are left "unspecified"
+        // by pointing at zeros right after the IFD.
+        entries.push((338, 3, u32::from(extra), 2));
+    }
+    let ifd_size = 2 + entries.len() * 12 + 4;
+    let extra_values = if extra > 1 { usize::from(extra) * 2 } else { 0 };
+    let data_at = (8 + ifd_size + extra_values) as u32;
+    let mut out = b"II*\0\x08\0\0\0".to_vec();
+    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    for &(tag, kind, count, mut val) in &entries {
+        if tag == 273 {
+            val = data_at;
+        }
+        if tag == 338 && count > 1 {
+            val = (8 + ifd_size) as u32;
+        }
+        out.extend_from_slice(&tag.to_le_bytes());
+        out.extend_from_slice(&kind.to_le_bytes());
+        out.extend_from_slice(&count.to_le_bytes());
+        if kind == 3 && count == 1 {
+            out.extend_from_slice(&(val as u16).to_le_bytes());
+            out.extend_from_slice(&[0, 0]);
+        } else {
+            out.extend_from_slice(&val.to_le_bytes());
+        }
+    }
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    if extra > 1 {
+        out.extend_from_slice(&2u16.to_le_bytes()); // alpha, then unspecified
+        out.resize(out.len() + usize::from(extra - 1) * 2, 0);
+    }
+    if let Some(value) = value {
+        out.reserve(pixels as usize);
+        for y in 0..height {
+            for x in 0..width {
+                for band in 0..samples {
+                    out.push(value(x, y, band));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn tiff_with_extra_channels_renders_colour_and_alpha() {
+    // RGB + alpha + one more channel, as libvips writes it: ThumbHash used to panic on it.
+    let rendered = render_default("extra-channel.tif");
+    assert_eq!(rendered.renditions.len(), 3);
+    assert!(!rendered.placeholder.is_empty());
+    let large = Image::decode(&rendered.renditions[2].bytes).unwrap();
+    assert_eq!(
+        large.bands(),
+        4,
+        "RGB and alpha kept, the extra channel dropped"
+    );
+}
+
+#[test]
+fn absurd_channel_counts_are_refused_from_the_header() {
+    let header_only = tiff(2000, 2000, 256, 255, None);
+    let err = render(&header_only, &RenderSettings::default()).unwrap_err();
+    assert_eq!(err.kind(), "unsupported", "{err}");
+    assert!(err.to_string().contains("256 channels"), "{err}");
+}
+
+#[test]
+fn tall_and_wide_images_get_every_rendition_in_every_format() {
+    let settings = RenderSettings {
+        formats: parse_formats("webp,jpeg,avif").unwrap(),
+        ..RenderSettings::default()
+    };
+    let stripes = |x: u32, y: u32, _band: u16| ((x / 7 + y / 13) % 2 * 200 + 20) as u8;
+    for (width, height) in [(1170, 25000), (100, 20000), (1, 20000), (25000, 100)] {
+        let input = tiff(width, height, 1, 0, Some(&stripes));
+        let rendered = render(&input, &settings)
+            .unwrap_or_else(|e| panic!("{width}x{height}: {e} ({})", e.kind()));
+        assert_eq!(rendered.renditions.len(), 9, "{width}x{height}");
+        assert!(rendered.failed.is_empty(), "{width}x{height}");
+        for r in &rendered.renditions {
+            let what = format!("{width}x{height} {} {}", r.preset, r.format);
+            assert!(
+                r.width <= MAX_SIDE && r.height <= MAX_SIDE,
+                "{what}: {}x{}",
+                r.width,
+                r.height
+            );
+            // Each one reads back at the size the manifest will state.
+            let decoded = Image::decode(&r.bytes).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(
+                (decoded.width(), decoded.height()),
+                (r.width, r.height),
+                "{what}"
+            );
+        }
+        // The shape is kept (to a pixel of rounding): a width-only preset is bounded by
+        // MAX_SIDE in height.
+        let large = &rendered.renditions[6];
+        assert_eq!(large.preset, "large");
+        let (w, h) = (f64::from(large.width), f64::from(large.height));
+        let (sw, sh) = (f64::from(width), f64::from(height));
+        assert!(
+            (h - w * sh / sw).abs() <= 1.0 || (w - h * sw / sh).abs() <= 1.0,
+            "{width}x{height}: large is {}x{}",
+            large.width,
+            large.height
+        );
+    }
+}
+
+/// Damaged copies of a file: cut short at several points, header bytes and pixel bytes flipped.
+fn damaged(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for cut in [16, 64, bytes.len() / 3, bytes.len() * 9 / 10] {
+        out.push((
+            format!("cut at {cut}"),
+            bytes[..cut.min(bytes.len())].to_vec(),
+        ));
+    }
+    for (label, from, len) in [
+        ("header flipped", 4, 40),
+        ("middle flipped", bytes.len() / 2, 64),
+    ] {
+        let mut copy = bytes.to_vec();
+        for b in copy.iter_mut().skip(from).take(len) {
+            *b ^= 0x5a;
+        }
+        out.push((label.to_string(), copy));
+    }
+    out
+}
+
+#[test]
+fn damaged_files_of_every_format_are_refused_with_a_reason_for_the_uploader() {
+    let settings = RenderSettings::default();
+    let mut refused = 0;
+    for name in [
+        "landscape.jpg",
+        "progressive.jpg",
+        "alpha.png",
+        "rgb16.png",
+        "animated.gif",
+        "photo.webp",
+        "photo.tiff",
+        "photo.heic",
+        "photo.avif",
+        "cmyk-patches.tif",
+    ] {
+        for (how, bytes) in damaged(&fixture(name)) {
+            let Err(err) = render(&bytes, &settings) else {
+                continue; // some damage still decodes (e.g. a flipped EXIF byte)
+            };
+            refused += 1;
+            let text = err.to_string();
+            let what = format!("{name} {how}: {text} ({})", err.kind());
+            assert!(
+                ["corrupt", "unsupported", "too_many_pixels"].contains(&err.kind()),
+                "{what}"
+            );
+            for internal in ["Vips", "vips_", "Foreign", "Magick", "without a message"] {
+                assert!(!text.contains(internal), "{what}");
+            }
+            let reason = text.split_once(": ").map_or("", |(_, r)| r.trim());
+            assert!(!reason.is_empty(), "{what}");
+        }
+    }
+    assert!(refused >= 40, "only {refused} damaged files were refused");
+    // A TIFF cut short is damaged, not a format we refuse.
+    let tiff = fixture("photo.tiff");
+    let err = render(&tiff[..3000], &settings).unwrap_err();
+    assert_eq!(err.kind(), "corrupt", "{err}");
+}
+
+#[test]
+fn oversized_jpeg_and_heif_headers_are_too_many_pixels() {
+    let settings = RenderSettings::default();
+    // landscape.jpg's frame header says 65535 x 65535 (libjpeg refuses above 65500).
+    let mut jpeg = fixture("landscape.jpg");
+    let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+    jpeg[sof + 5..sof + 9].copy_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF]);
+    assert_eq!(
+        render(&jpeg, &settings).unwrap_err(),
+        RenderError::TooManyPixels {
+            width: 65535,
+            height: 65535,
+            max: 64_000_000
+        }
+    );
+    // photo.heic's image extents say 20000 x 20000.
+    let mut heic = fixture("photo.heic");
+    let ispe: Vec<usize> = (0..heic.len() - 4)
+        .filter(|&i| &heic[i..i + 4] == b"ispe")
+        .collect();
+    assert!(!ispe.is_empty());
+    for at in ispe {
+        heic[at + 8..at + 12].copy_from_slice(&20000u32.to_be_bytes());
+        heic[at + 12..at + 16].copy_from_slice(&20000u32.to_be_bytes());
+    }
+    let err = render(&heic, &settings).unwrap_err();
+    assert_eq!(err.kind(), "too_many_pixels", "{err}");
+}
+
+#[test]
+fn lossless_jpeg_is_unsupported_and_says_why() {
+    let err = expect_error("lossless.jpg", &RenderSettings::default());
+    assert_eq!(err.kind(), "unsupported", "{err}");
+    assert!(err.to_string().contains("lossless JPEG"), "{err}");
+}
+
+/// sRGB of the four patches (centres) of a rendered CMYK patch fixture.
+fn patch_colours(name: &str) -> Vec<[u8; 3]> {
+    let settings = RenderSettings {
+        presets: thumbs::render::parse_presets("full=128").unwrap(),
+        formats: parse_formats("jpeg").unwrap(),
+        quality: thumbs::render::parse_quality("jpeg=100").unwrap(),
+        ..RenderSettings::default()
+    };
+    let rendered = render(&fixture(name), &settings).unwrap();
+    let image = Image::decode(&rendered.renditions[0].bytes)
+        .unwrap()
+        .to_srgba()
+        .unwrap();
+    assert_eq!((image.width(), image.height()), (128, 32));
+    let pixels = image.pixels().unwrap();
+    (0..4)
+        .map(|i| {
+            let at = (16 * 128 + 16 + 32 * i) * 4;
+            [pixels[at], pixels[at + 1], pixels[at + 2]]
+        })
+        .collect()
+}
+
+#[test]
+fn cmyk_matches_littlecms_perceptual_with_black_point_compensation() {
+    // From scripts/cmyk-reference.py (see there and SOURCES.md): K100 black, rich black,
+    // M100+Y100 red, a light blue-grey. With Ghostscript's SWOP profile: LittleCMS 2.19
+    // through Pillow's ImageCms. Without a profile (libvips' built-in CMYK profile):
+    // LittleCMS 2.14's transicc (Debian 12); Pillow's LittleCMS 2.19 differs there, see
+    // SOURCES.md.
+    let swop = [[43, 41, 42], [21, 23, 23], [237, 39, 45], [124, 166, 197]];
+    let builtin = [[18, 4, 23], [10, 6, 26], [232, 0, 21], [119, 157, 187]];
+    for (name, expected) in [
+        ("cmyk-patches-swop.tif", swop),
+        ("cmyk-patches-swop.jpg", swop),
+        ("cmyk-patches.tif", builtin),
+        ("cmyk-patches.jpg", builtin),
+    ] {
+        let got = patch_colours(name);
+        for (patch, want) in expected.iter().enumerate() {
+            for band in 0..3 {
+                let diff = (i32::from(got[patch][band]) - want[band]).abs();
+                assert!(
+                    diff <= 3,
+                    "{name} patch {patch}: got {:?}, LittleCMS says {want:?}",
+                    got[patch]
+                );
+            }
+        }
+    }
 }

@@ -39,6 +39,17 @@ pub struct ManifestRendition {
     pub key: String,
 }
 
+/// A rendition that could not be made (the others were): listed so no reader mistakes a
+/// missing file for one that was never asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestFailure {
+    pub preset: String,
+    pub format: String,
+    /// Stable error kind, as in logs and the DLQ (`encode`, `corrupt`, ...).
+    pub kind: String,
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     pub source: ManifestSource,
@@ -49,6 +60,9 @@ pub struct Manifest {
     /// ThumbHash (base64) to show while the real thumbnail loads.
     pub placeholder: String,
     pub renditions: Vec<ManifestRendition>,
+    /// Present only when some renditions failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<ManifestFailure>,
 }
 
 impl Manifest {
@@ -80,6 +94,16 @@ impl Manifest {
                     height: r.height,
                     bytes: r.bytes.len() as u64,
                     key: key_of(r),
+                })
+                .collect(),
+            failures: rendered
+                .failed
+                .iter()
+                .map(|f| ManifestFailure {
+                    preset: f.preset.clone(),
+                    format: f.format.to_string(),
+                    kind: f.error.kind().into(),
+                    reason: f.error.to_string(),
                 })
                 .collect(),
         }

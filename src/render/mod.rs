@@ -8,20 +8,23 @@
 mod manifest;
 mod preset;
 mod probe;
+mod reason;
+mod sniff;
 mod webp;
 
-pub use manifest::{Manifest, ManifestRendition, ManifestSource};
+pub use manifest::{Manifest, ManifestFailure, ManifestRendition, ManifestSource};
 pub use preset::{
     parse_formats, parse_presets, parse_quality, Fit, Format, Preset, PresetError, Quality,
-    DEFAULT_FORMATS, DEFAULT_PRESETS, DEFAULT_QUALITY,
+    DEFAULT_FORMATS, DEFAULT_PRESETS, DEFAULT_QUALITY, MAX_SIDE,
 };
-pub use probe::{probe, Limits, Probe};
+pub use probe::{probe, Limits, Probe, MAX_BANDS};
 
 use crate::vips::{self, Image, Saver, UNBOUNDED};
 use base64::Engine as _;
 
-/// Why an image could not be rendered. Every variant is permanent: the same bytes will fail
-/// the same way, so retrying is pointless.
+/// Why an image (or one of its renditions) could not be rendered. All but `Resources` are
+/// permanent: the same bytes fail the same way, so retrying is pointless. Messages are
+/// written for the person who uploaded the file, never in libvips' words.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RenderError {
     #[error("the file is empty")]
@@ -36,6 +39,19 @@ pub enum RenderError {
     Corrupt(String),
     #[error("could not encode {format}: {message}")]
     Encode { format: Format, message: String },
+    /// The machine ran short (memory, temporary disk, file handles): not the file's fault.
+    #[error("the server ran out of resources while rendering: {0}")]
+    Resources(String),
+    /// A bug of ours (a panic while rendering), caught so one file cannot stop the others.
+    #[error("internal error while rendering: {0}")]
+    Internal(String),
+    /// Some renditions were made and stored, these were not.
+    #[error("{failed} of {total} renditions could not be made: {reasons}")]
+    Incomplete {
+        failed: usize,
+        total: usize,
+        reasons: String,
+    },
 }
 
 impl RenderError {
@@ -48,13 +64,40 @@ impl RenderError {
             RenderError::Unsupported(_) => "unsupported",
             RenderError::Corrupt(_) => "corrupt",
             RenderError::Encode { .. } => "encode",
+            RenderError::Resources(_) => "out_of_resources",
+            RenderError::Internal(_) => "internal",
+            RenderError::Incomplete { .. } => "incomplete",
         }
+    }
+
+    /// Only a shortage of the machine's resources may go away on another try.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, RenderError::Resources(_))
     }
 }
 
-/// A libvips failure while decoding or processing: the bytes are not a usable image.
+/// A libvips failure while decoding or processing: the bytes are not a usable image, unless
+/// libvips ran short of memory or temporary space.
 fn corrupt(e: vips::VipsError) -> RenderError {
-    RenderError::Corrupt(e.0)
+    if reason::is_resource_failure(&e.0) {
+        RenderError::Resources(reason::for_uploader(&e.0, "out of memory"))
+    } else {
+        RenderError::Corrupt(reason::for_uploader(
+            &e.0,
+            "the picture data could not be decoded",
+        ))
+    }
+}
+
+/// A libvips failure while writing `format`.
+fn encode_error(format: Format, e: &vips::VipsError) -> RenderError {
+    if reason::is_resource_failure(&e.0) {
+        return RenderError::Resources(reason::for_uploader(&e.0, "out of memory"));
+    }
+    RenderError::Encode {
+        format,
+        message: reason::for_uploader(&e.0, "the encoder gave no reason"),
+    }
 }
 
 /// How decoding is shared between presets.
@@ -150,6 +193,14 @@ impl Rendition {
     }
 }
 
+/// A rendition that could not be made, while others of the same original were.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedRendition {
+    pub preset: String,
+    pub format: Format,
+    pub error: RenderError,
+}
+
 /// Everything made from one original.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
@@ -158,11 +209,45 @@ pub struct Rendered {
     /// ThumbHash of the picture, base64: a ~25-byte placeholder a page can show at once.
     pub placeholder: String,
     pub renditions: Vec<Rendition>,
+    /// One preset's (or format's) failure does not cost the others: the renditions that
+    /// could be made are kept, and these are listed in the manifest and reported.
+    pub failed: Vec<FailedRendition>,
+}
+
+impl Rendered {
+    /// The error to report once the renditions that were made are stored, if any failed.
+    pub fn incomplete(&self) -> Option<RenderError> {
+        if self.failed.is_empty() {
+            return None;
+        }
+        let reasons: Vec<String> = self
+            .failed
+            .iter()
+            .map(|f| format!("{} {}: {}", f.preset, f.format, f.error))
+            .collect();
+        Some(RenderError::Incomplete {
+            failed: self.failed.len(),
+            total: self.failed.len() + self.renditions.len(),
+            reasons: reasons.join("; "),
+        })
+    }
 }
 
 /// Render one image with the given settings. CPU-bound and blocking: callers on an async
-/// runtime run it on a blocking thread.
+/// runtime run it on a blocking thread. A panic inside (a bug of ours or of a library we
+/// call) becomes `RenderError::Internal` for this image alone.
 pub fn render(bytes: &[u8], settings: &RenderSettings) -> Result<Rendered, RenderError> {
+    std::panic::catch_unwind(|| render_unguarded(bytes, settings)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("a panic");
+        Err(RenderError::Internal(what.to_string()))
+    })
+}
+
+fn render_unguarded(bytes: &[u8], settings: &RenderSettings) -> Result<Rendered, RenderError> {
     let source = probe(bytes, &settings.limits)?;
 
     // Width (upright) of the picture at the scale a preset needs, never above the original.
@@ -184,29 +269,47 @@ pub fn render(bytes: &[u8], settings: &RenderSettings) -> Result<Rendered, Rende
     order.sort_by(|&a, &b| scales[b].total_cmp(&scales[a]));
     let mut whole: Vec<Image<'static>> = Vec::new();
     let mut by_preset: Vec<Vec<Rendition>> = vec![Vec::new(); settings.presets.len()];
+    let mut failed = Vec::new();
     for index in order {
         let preset = &settings.presets[index];
-        let height = preset.height.map_or(UNBOUNDED, |h| h as i32);
+        // Every rendition fits MAX_SIDE on both sides (see `Preset::bounds`).
+        let (width, height) = preset.bounds();
         let cover = preset.fit == Fit::Cover;
         let image = match settings.strategy {
             Strategy::PerPreset if !source.cmyk => {
-                Image::thumbnail(bytes, preset.width as i32, height, cover, source.icc)
+                Image::thumbnail(bytes, width as i32, height as i32, cover, source.icc)
                     .and_then(|i| i.without_metadata())
-                    .and_then(to_8bit)
+                    .and_then(fit_bands)
             }
             _ => smallest_covering(&whole, &base, needed_width(scales[index])).resize(
-                preset.width as i32,
-                height,
+                width as i32,
+                height as i32,
                 cover,
             ),
         }
-        .map_err(corrupt)?;
         // Each preset is encoded once per format, so keep its pixels in memory.
-        let image = image.copy_memory().map_err(corrupt)?;
-        by_preset[index] = encode(&image, &preset.name, settings)?;
+        .and_then(|image| image.copy_memory());
+        let image = match image {
+            Ok(image) => image,
+            Err(e) => {
+                let error = corrupt(e);
+                failed.extend(settings.formats.iter().map(|&format| FailedRendition {
+                    preset: preset.name.clone(),
+                    format,
+                    error: error.clone(),
+                }));
+                continue;
+            }
+        };
+        by_preset[index] = encode(&image, &preset.name, settings, &mut failed);
         if !cover {
             whole.push(image);
         }
+    }
+    let renditions: Vec<Rendition> = by_preset.into_iter().flatten().collect();
+    if renditions.is_empty() {
+        // Nothing to store: the first reason is the image's reason.
+        return Err(failed.swap_remove(0).error);
     }
 
     // ThumbHash takes at most 100x100.
@@ -215,7 +318,8 @@ pub fn render(bytes: &[u8], settings: &RenderSettings) -> Result<Rendered, Rende
         placeholder: placeholder(smallest_covering(&whole, &base, hash_width)).map_err(corrupt)?,
         source,
         source_bytes: bytes.len() as u64,
-        renditions: by_preset.into_iter().flatten().collect(),
+        renditions,
+        failed,
     })
 }
 
@@ -232,69 +336,101 @@ fn smallest_covering<'a>(
         .unwrap_or(base)
 }
 
-/// One preset's image in every output format: JPEG gets alpha flattened on white.
+/// One preset's image in every output format (JPEG gets alpha flattened on white); a format
+/// that fails is added to `failed` and the others are still made.
 fn encode(
     image: &Image,
     preset: &str,
     settings: &RenderSettings,
-) -> Result<Vec<Rendition>, RenderError> {
+    failed: &mut Vec<FailedRendition>,
+) -> Vec<Rendition> {
     let flat = if image.has_alpha() && settings.formats.iter().any(|f| !f.has_alpha()) {
-        Some(image.flatten_white().map_err(corrupt)?)
+        Some(image.flatten_white())
     } else {
         None
     };
-    settings
-        .formats
-        .iter()
-        .map(|&format| {
-            let input = match &flat {
-                Some(flat) if !format.has_alpha() => flat,
-                _ => image,
-            };
-            let mut encoded =
-                input
-                    .save(settings.saver(format))
-                    .map_err(|e| RenderError::Encode {
-                        format,
-                        message: e.0,
-                    })?;
-            if format == Format::Webp {
-                encoded = webp::strip_metadata(encoded);
-            }
-            Ok(Rendition {
+    let mut renditions = Vec::new();
+    for &format in &settings.formats {
+        let input = match &flat {
+            Some(flat) if !format.has_alpha() => flat.as_ref().map_err(|e| corrupt(e.clone())),
+            _ => Ok(image),
+        };
+        let encoded = input.and_then(|input| {
+            let bytes = input
+                .save(settings.saver(format))
+                .map_err(|e| encode_error(format, &e))?;
+            Ok((input.width(), input.height(), bytes))
+        });
+        match encoded {
+            Ok((width, height, bytes)) => renditions.push(Rendition {
                 preset: preset.to_string(),
                 format,
-                width: input.width(),
-                height: input.height(),
-                bytes: encoded,
-            })
-        })
-        .collect()
+                width,
+                height,
+                bytes: if format == Format::Webp {
+                    webp::strip_metadata(bytes)
+                } else {
+                    bytes
+                },
+            }),
+            Err(error) => failed.push(FailedRendition {
+                preset: preset.to_string(),
+                format,
+                error,
+            }),
+        }
+    }
+    renditions
 }
 
 /// Decode once, shrinking on load to `width` (upright, sRGB, 8-bit), into memory: the whole
 /// file is decoded now, so a truncated one fails here, and the result can feed every preset.
 fn decode_base(bytes: &[u8], source: &Probe, width: i32) -> vips::Result<Image<'static>> {
     let image = if source.cmyk {
-        // Shrink while decoding, then convert colour on the small image, not the full one.
+        // Shrink the CMYK pixels first (JPEG while decoding, others as they stream in), then
+        // convert colour on the small image: a full-size conversion of a large CMYK TIFF took
+        // minutes. libvips' thumbnail would do this too, but its 8.14 refuses some valid
+        // embedded profiles and has no black-point compensation.
         let decoded = if source.format == "jpeg" {
             Image::decode_jpeg_shrunk(bytes, source.width / width.max(1) as u32)?
         } else {
-            Image::decode(bytes)?
+            Image::decode_sequential(bytes)?
         };
-        decoded
-            .icc_to_srgb()?
-            .autorot()?
-            .resize(width, UNBOUNDED, false)?
+        // The decoded image is stored unrotated: its upright width is its height when the
+        // orientation turns it a quarter.
+        let upright_width = if decoded.is_turned() {
+            decoded.height()
+        } else {
+            decoded.width()
+        };
+        // One pixel of margin, so rounding never leaves it narrower than needed.
+        let scale = (f64::from(width + 1) / f64::from(upright_width.max(1))).min(1.0);
+        let shrunk = if scale < 1.0 {
+            decoded.scale(scale)?
+        } else {
+            decoded
+        };
+        // In memory before turning it: a sequential read cannot be turned.
+        shrunk.icc_to_srgb()?.copy_memory()?.autorot()?
     } else {
         Image::thumbnail(bytes, width, UNBOUNDED, false, source.icc)?
     };
-    to_8bit(image.without_metadata()?.copy_memory()?)
+    fit_bands(image.without_metadata()?)?.copy_memory()
 }
 
-fn to_8bit(image: Image) -> vips::Result<Image> {
-    if image.is_high_depth() {
-        image.to_8bit()
+/// 8 bits per band, and only the bands an output can hold: grey or colour, plus alpha. Extra
+/// channels (a TIFF may carry any number; libvips itself writes RGB + alpha + more) are
+/// dropped: the band after the colour ones is alpha, as TIFF's ExtraSamples has it.
+fn fit_bands(image: Image) -> vips::Result<Image> {
+    let image = if image.is_high_depth() {
+        image.to_8bit()?
+    } else {
+        image
+    };
+    let colour = if image.is_grey() { 1 } else { 3 };
+    let keep = (colour + 1).min(image.bands());
+    if image.bands() > keep {
+        image.first_bands(keep)
     } else {
         Ok(image)
     }

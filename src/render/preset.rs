@@ -4,7 +4,10 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// libvips cannot write WebP larger than this on a side; keep every preset within it.
+/// The geometry rule: no rendition is larger than this on either side, whatever the input's
+/// shape. It is the smallest of the output formats' limits (`Format::max_side`: WebP
+/// 16383), so every preset's every format is encodable; a preset without a height is bounded
+/// by it, so a 1170x25000 scroll screenshot's `large=1080` comes out 708x16383.
 pub const MAX_SIDE: u32 = 16_383;
 
 pub const DEFAULT_PRESETS: &str = "thumb=150x150:cover,small=480,large=1080";
@@ -54,11 +57,16 @@ pub enum PresetError {
 }
 
 impl Preset {
+    /// The box a rendition must fit (or, for cover, fill): a missing height is `MAX_SIDE`.
+    pub fn bounds(&self) -> (u32, u32) {
+        (self.width, self.height.unwrap_or(MAX_SIDE))
+    }
+
     /// The scale (<= 1 means shrink) this preset needs from an upright `w` x `h` source.
     pub fn scale_for(&self, w: u32, h: u32) -> f64 {
         let sx = f64::from(self.width) / f64::from(w.max(1));
         match (self.height, self.fit) {
-            (None, _) => sx,
+            (None, _) => sx.min(f64::from(MAX_SIDE) / f64::from(h.max(1))),
             (Some(th), Fit::Inside) => sx.min(f64::from(th) / f64::from(h.max(1))),
             (Some(th), Fit::Cover) => sx.max(f64::from(th) / f64::from(h.max(1))),
         }
@@ -157,6 +165,17 @@ impl Format {
 
     pub fn has_alpha(self) -> bool {
         !matches!(self, Format::Jpeg)
+    }
+
+    /// The largest side this format can be written and read back at, here: libwebp's 16383,
+    /// libjpeg's 65500, and for AVIF libheif's 16384 (larger AVIFs encode, but libheif's
+    /// security limit refuses to decode them).
+    pub fn max_side(self) -> u32 {
+        match self {
+            Format::Webp => 16_383,
+            Format::Jpeg => 65_500,
+            Format::Avif => 16_384,
+        }
     }
 }
 
@@ -321,6 +340,16 @@ mod tests {
         assert_eq!(cover.scale_for(3000, 2000), 0.075);
         assert_eq!(inside.scale_for(3000, 2000), 0.05);
         assert_eq!(wide.scale_for(3000, 2000), 0.16);
+        // A width-only preset on a very tall picture is held to MAX_SIDE in height.
+        let large: Preset = "l=1080".parse().unwrap();
+        assert_eq!(large.scale_for(1170, 25000), f64::from(MAX_SIDE) / 25000.0);
+    }
+
+    #[test]
+    fn every_output_format_can_hold_the_largest_rendition() {
+        for format in [Format::Webp, Format::Jpeg, Format::Avif] {
+            assert!(MAX_SIDE <= format.max_side(), "{format}");
+        }
     }
 
     #[test]

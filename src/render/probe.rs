@@ -1,8 +1,16 @@
 //! The checks that run before any pixel is decoded: size in bytes, format from the bytes (an
 //! allow-list of loaders), and the pixel count declared in the header.
 
-use super::RenderError;
+use super::{sniff, RenderError};
 use crate::vips::Image;
+
+/// Most bands an accepted image may declare: CMYK plus alpha is 5; RGB + alpha + a few extra
+/// channels still fits. Each band costs memory at full size, and a TIFF header can declare
+/// thousands, so this is checked before any decoding.
+pub const MAX_BANDS: u32 = 8;
+
+/// Said of every refused format, so the uploader knows what would work.
+const ACCEPTED: &str = "send JPEG, PNG, WebP, GIF, TIFF, HEIC or AVIF";
 
 /// Input formats we decode. Anything else (SVG, PDF, ImageMagick's many formats, ...) is
 /// refused: those loaders are large attack surfaces and not what users upload as photos.
@@ -35,6 +43,55 @@ impl SourceFormat {
         .find(|(prefix, _)| name.starts_with(prefix) || name.starts_with(&format!("ns{prefix}")))
         .map(|(_, f)| f)
     }
+}
+
+impl SourceFormat {
+    /// The name an uploader knows the format by.
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceFormat::Jpeg => "JPEG",
+            SourceFormat::Png => "PNG",
+            SourceFormat::Webp => "WebP",
+            SourceFormat::Gif => "GIF",
+            SourceFormat::Tiff => "TIFF",
+            SourceFormat::Heif => "HEIF/AVIF",
+        }
+    }
+}
+
+/// A refused loader's format in plain words: `VipsForeignLoadSvgBuffer` -> "SVG"; loaders
+/// that read many formats (ImageMagick) say nothing useful, so they get a generic phrase.
+fn describe_loader(loader: &str) -> &'static str {
+    let name = loader.to_ascii_lowercase();
+    let name = name.strip_prefix("vipsforeignload").unwrap_or(&name);
+    [
+        ("svg", "SVG"),
+        ("pdf", "PDF"),
+        ("jp2k", "JPEG 2000"),
+        ("jxl", "JPEG XL"),
+        ("openexr", "OpenEXR"),
+        ("fits", "FITS"),
+        ("matrix", "matrix"),
+        ("csv", "CSV"),
+        ("ppm", "PPM"),
+        ("rad", "Radiance"),
+        ("analyze", "Analyze"),
+        ("openslide", "slide"),
+    ]
+    .into_iter()
+    .find(|(prefix, _)| name.starts_with(prefix))
+    .map_or("this kind of", |(_, what)| what)
+}
+
+fn check_pixels(width: u32, height: u32, limits: &Limits) -> Result<(), RenderError> {
+    if u64::from(width) * u64::from(height) > limits.max_pixels {
+        return Err(RenderError::TooManyPixels {
+            width,
+            height,
+            max: limits.max_pixels,
+        });
+    }
+    Ok(())
 }
 
 /// Limits that hold before decoding.
@@ -79,22 +136,69 @@ pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, RenderError> {
             max: limits.max_bytes,
         });
     }
-    let loader = crate::vips::find_loader(bytes)
-        .ok_or_else(|| RenderError::Unsupported("not a recognised image format".into()))?;
-    let format = SourceFormat::from_loader(&loader)
-        .ok_or_else(|| RenderError::Unsupported(format!("{loader} input is not accepted")))?;
-    let header = Image::header(bytes).map_err(super::corrupt)?;
+    let loader = crate::vips::find_loader(bytes);
+    let format = match loader.as_deref().and_then(SourceFormat::from_loader) {
+        Some(format) => format,
+        // No accepted loader, but the bytes start like an accepted format: damaged, not foreign
+        // (libvips' TIFF loader refuses a damaged header, and another loader then claims it).
+        None => match sniff::signature(bytes) {
+            Some(format) => {
+                return Err(RenderError::Corrupt(format!(
+                    "the file starts like a {} file, but its header is damaged",
+                    format.name()
+                )))
+            }
+            None => {
+                let what = loader.as_deref().map_or("this kind of", describe_loader);
+                return Err(RenderError::Unsupported(format!(
+                    "{what} files are not accepted; {ACCEPTED}"
+                )));
+            }
+        },
+    };
+    if format == SourceFormat::Jpeg {
+        if let Some(frame) = sniff::jpeg_frame(bytes) {
+            if frame.is_lossless() {
+                return Err(RenderError::Unsupported(format!(
+                    "lossless JPEG (SOF{}) is a valid format, but the JPEG decoder here \
+                     (libjpeg-turbo 2.x) cannot read it; convert it to an ordinary JPEG or PNG",
+                    frame.process
+                )));
+            }
+            check_pixels(frame.width, frame.height, limits)?;
+        }
+    }
+    let header = match Image::header(bytes) {
+        Ok(header) => header,
+        Err(e) => {
+            // Headers libvips refuses for their size (libjpeg above 65500 a side, libheif
+            // above 16384) are about size: say so with the size they declare.
+            let declared = match format {
+                SourceFormat::Heif => sniff::heif_extent(bytes),
+                _ => None,
+            };
+            if let Some((width, height)) = declared {
+                check_pixels(width, height, limits)?;
+                if e.0.to_ascii_lowercase().contains("security limit") {
+                    return Err(RenderError::Unsupported(format!(
+                        "the image is {width}x{height}; HEIF/AVIF images over 16384 pixels \
+                         a side cannot be decoded here"
+                    )));
+                }
+            }
+            return Err(super::corrupt(e));
+        }
+    };
     let (width, height) = (header.width(), header.height());
-    let pixels = u64::from(width) * u64::from(height);
-    if pixels > limits.max_pixels {
-        return Err(RenderError::TooManyPixels {
-            width,
-            height,
-            max: limits.max_pixels,
-        });
+    check_pixels(width, height, limits)?;
+    let bands = header.bands();
+    if bands > MAX_BANDS {
+        return Err(RenderError::Unsupported(format!(
+            "the image has {bands} channels; at most {MAX_BANDS} are accepted"
+        )));
     }
     // EXIF orientations 5-8 turn the picture a quarter.
-    let turned = matches!(header.get_int("orientation"), Some(5..=8));
+    let turned = header.is_turned();
     let format = match format {
         SourceFormat::Jpeg => "jpeg",
         SourceFormat::Png => "png",

@@ -1,5 +1,6 @@
 //! `thumbs render`: local files in, the output bucket's layout on disk out.
 
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -16,11 +17,39 @@ pub struct Job {
 
 /// Expand files and folders (recursively, in sorted order) into jobs. A file given directly
 /// is placed under its own name; files found in a folder keep their path below that folder.
+/// The same file reached twice is rendered once; two different files that would share an
+/// output folder (`A/same.jpg B/same.jpg`) are refused before any work starts, naming both,
+/// since one would silently overwrite the other.
 pub fn collect_jobs(paths: &[PathBuf]) -> std::io::Result<Vec<Job>> {
     let mut jobs = Vec::new();
+    expand(paths, &mut jobs)?;
+    let mut kept: Vec<(Job, PathBuf)> = Vec::new();
+    for job in jobs {
+        let real = std::fs::canonicalize(&job.input)?;
+        match kept.iter().find(|(k, _)| k.relative == job.relative) {
+            Some((_, other)) if *other == real => {} // the same file again
+            Some((other, _)) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "{} and {} would both be written to {}/: render them in separate runs \
+                         or pass their parent folder instead",
+                        other.input.display(),
+                        job.input.display(),
+                        job.relative.display()
+                    ),
+                ))
+            }
+            None => kept.push((job, real)),
+        }
+    }
+    Ok(kept.into_iter().map(|(job, _)| job).collect())
+}
+
+fn expand(paths: &[PathBuf], jobs: &mut Vec<Job>) -> std::io::Result<()> {
     for path in paths {
         if path.is_dir() {
-            walk(path, path, &mut jobs)?;
+            walk(path, path, jobs)?;
         } else {
             let name = path.file_name().ok_or_else(|| {
                 std::io::Error::new(
@@ -35,7 +64,7 @@ pub fn collect_jobs(paths: &[PathBuf]) -> std::io::Result<Vec<Job>> {
             });
         }
     }
-    Ok(jobs)
+    Ok(())
 }
 
 fn walk(root: &Path, dir: &Path, jobs: &mut Vec<Job>) -> std::io::Result<()> {
@@ -80,12 +109,21 @@ pub fn run_job(job: &Job, out: &Path, settings: &RenderSettings) -> Outcome {
     let path = dir.join("manifest.json");
     std::fs::write(&path, manifest.to_json())
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    // The renditions that were made are written; the file still counts as failed.
+    if let Some(incomplete) = rendered.incomplete() {
+        return Err(format!("{incomplete} ({})", incomplete.kind()));
+    }
     Ok(rendered.renditions.len())
 }
 
 /// Render every job with `jobs` threads, printing one progress line per file to stderr.
 /// Returns the number of failed files.
 pub fn run(jobs: &[Job], out: &Path, settings: &RenderSettings, threads: usize) -> usize {
+    run_each(jobs, threads, |job| run_job(job, out, settings))
+}
+
+/// `run` with the per-file work given: each job once, on up to `threads` threads.
+fn run_each(jobs: &[Job], threads: usize, work_on: impl Fn(&Job) -> Outcome + Sync) -> usize {
     let next = AtomicUsize::new(0);
     let failed = AtomicUsize::new(0);
     let done = Mutex::new(0usize);
@@ -93,7 +131,11 @@ pub fn run(jobs: &[Job], out: &Path, settings: &RenderSettings, threads: usize) 
     let work = || {
         while let Some(job) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
             let start = Instant::now();
-            let outcome = run_job(job, out, settings);
+            // A panic (a bug) fails this file only: reported on its line, the rest go on.
+            // Unwind-safe in fact: no lock is held and nothing shared is mid-update during
+            // `work_on`, which only writes this job's own folder.
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| work_on(job)))
+                .unwrap_or_else(|_| Err("internal error: the renderer panicked (internal)".into()));
             let ms = start.elapsed().as_millis();
             let mut done = done.lock().expect("progress lock");
             *done += 1;
@@ -130,15 +172,54 @@ mod tests {
         std::fs::write(root.join("a/y.jpg"), b"y").unwrap();
         let jobs = collect_jobs(&[root.join("a"), root.join("a/y.jpg")]).unwrap();
         let relative: Vec<_> = jobs.iter().map(|j| j.relative.clone()).collect();
+        // a/y.jpg is reached twice (in the folder and by name): rendered once.
         assert_eq!(
             relative,
-            vec![
-                PathBuf::from("b/x.jpg"),
-                PathBuf::from("y.jpg"),
-                PathBuf::from("y.jpg")
-            ]
+            vec![PathBuf::from("b/x.jpg"), PathBuf::from("y.jpg")]
         );
         assert!(collect_jobs(&[root.join("missing.jpg")]).is_err());
         std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn different_files_that_share_an_output_folder_are_refused() {
+        let root = std::env::temp_dir().join(format!("thumbs-same-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("A")).unwrap();
+        std::fs::create_dir_all(root.join("B")).unwrap();
+        std::fs::write(root.join("A/same.jpg"), b"a").unwrap();
+        std::fs::write(root.join("B/same.jpg"), b"b").unwrap();
+        let err = collect_jobs(&[root.join("A/same.jpg"), root.join("B/same.jpg")]).unwrap_err();
+        std::fs::remove_dir_all(&root).unwrap();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+        let text = err.to_string();
+        assert!(
+            text.contains("A/same.jpg") && text.contains("B/same.jpg"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_file_that_panics_gets_a_fail_line_and_the_others_still_render() {
+        let jobs: Vec<Job> = ["bad.tif", "good.jpg", "also-good.png"]
+            .into_iter()
+            .map(|name| Job {
+                input: PathBuf::from(name),
+                relative: PathBuf::from(name),
+            })
+            .collect();
+        let worked = AtomicUsize::new(0);
+        let failed = run_each(&jobs, 1, |job| {
+            worked.fetch_add(1, Ordering::Relaxed);
+            if job.input == Path::new("bad.tif") {
+                panic!("deliberate panic for {}", job.input.display());
+            }
+            Ok(1)
+        });
+        assert_eq!(failed, 1);
+        assert_eq!(
+            worked.into_inner(),
+            3,
+            "every file after the panic was worked on"
+        );
     }
 }

@@ -69,6 +69,12 @@ unsafe extern "C" fn forward_log(
         tracing::error!(target: "libvips", "{message}");
     } else if level & ffi::GLogLevelFlags_G_LOG_LEVEL_WARNING != 0 {
         tracing::warn!(target: "libvips", "{message}");
+        // The first warning since the decode started names the cause; later ones ("error in
+        // tile 0 x 0") only report the consequence.
+        LAST_WARNING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(|| message.into_owned());
     } else {
         tracing::debug!(target: "libvips", "{message}");
     }
@@ -118,6 +124,22 @@ pub fn thread_shutdown() {
     unsafe { ffi::vips_thread_shutdown() }
 }
 
+/// The first libvips warning since a decode started. Some loaders give their real reason only
+/// as a warning and fail with a generic error ("libpng read error") or none at all (libpng's
+/// "IDAT: invalid distance too far back" under `fail_on=error`), so errors quote it. Loaders
+/// warn from libvips' worker threads, so this cannot be per calling thread; under concurrency
+/// it may be another image's.
+static LAST_WARNING: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Forget the latest warning as a decode starts, so an earlier image's harmless warning
+/// ("ignoring nclx profile") is never quoted as this one's reason.
+fn forget_warning() {
+    *LAST_WARNING.lock().unwrap_or_else(|e| e.into_inner()) = None;
+}
+
+/// Said when libvips gives neither an error nor a warning.
+pub const NO_MESSAGE: &str = "libvips failed without a message";
+
 /// Read and clear libvips' process-wide error buffer in one step (under libvips' lock), so
 /// another thread's message is never cleared unread. Under concurrency the text may still
 /// include another failing image's message: libvips offers nothing finer.
@@ -130,11 +152,26 @@ fn take_error() -> String {
         ffi::g_free(copy.cast());
         text
     };
-    if text.is_empty() {
-        "libvips failed without a message".into()
-    } else {
-        text.replace('\n', "; ")
+    let warning = LAST_WARNING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    let warning = warning.map(|w| w.trim().replace('\n', "; "));
+    match (text.is_empty(), warning) {
+        (false, Some(warning)) if !text.contains(&warning) => {
+            format!("{}; {warning}", text.replace('\n', "; "))
+        }
+        (false, _) => text.replace('\n', "; "),
+        (true, Some(warning)) => warning,
+        (true, None) => NO_MESSAGE.into(),
     }
+}
+
+/// Drop an error that is an answer, not a failure, leaving any pending warning for the
+/// failure it may explain.
+fn clear_error() {
+    // SAFETY: clears libvips' error buffer under its own lock.
+    unsafe { ffi::vips_error_clear() }
 }
 
 /// The class name of the loader libvips picks for these bytes, decided from the bytes alone
@@ -146,7 +183,7 @@ pub fn find_loader(bytes: &[u8]) -> Option<String> {
         ffi::vips_foreign_find_load_buffer(bytes.as_ptr().cast(), bytes.len() as ffi::size_t)
     };
     if name.is_null() {
-        take_error(); // "not a known format" is an answer here, not an error to keep
+        clear_error(); // "not a known format" is an answer here, not an error to keep
         return None;
     }
     // SAFETY: libvips returns a static, NUL-terminated class name.
@@ -254,6 +291,7 @@ impl<'buf> Image<'buf> {
         icc: bool,
     ) -> Result<Image<'buf>> {
         init();
+        forget_warning();
         let mut out: *mut ffi::VipsImage = ptr::null_mut();
         // A NULL option name ends the list, so this drops the last option when `icc` is false.
         let export_profile = if icc {
@@ -279,6 +317,8 @@ impl<'buf> Image<'buf> {
                 interesting(cover),
                 c"option_string".as_ptr(),
                 c"fail_on=error".as_ptr(),
+                c"intent".as_ptr(),
+                ffi::VipsIntent_VIPS_INTENT_PERCEPTUAL as c_int,
                 export_profile,
                 c"srgb".as_ptr(),
                 ptr::null::<c_char>(),
@@ -305,8 +345,15 @@ impl<'buf> Image<'buf> {
         Self::decode_with(bytes, options)
     }
 
+    /// Like `decode`, for reading once from top to bottom (no random access): a large
+    /// strip-based TIFF then streams through a shrink instead of being held whole.
+    pub fn decode_sequential(bytes: &'buf [u8]) -> Result<Image<'buf>> {
+        Self::decode_with(bytes, c"fail_on=error,access=sequential")
+    }
+
     fn decode_with(bytes: &'buf [u8], options: &CStr) -> Result<Image<'buf>> {
         init();
+        forget_warning();
         // SAFETY: the slice outlives the image (lifetime 'buf); the option list is NULL-terminated.
         let out = unsafe {
             ffi::vips_image_new_from_buffer(
@@ -319,9 +366,12 @@ impl<'buf> Image<'buf> {
         wrap(0, out)
     }
 
-    /// Convert to sRGB through the embedded ICC profile (or a generic CMYK one when there is
-    /// none). Used for CMYK, where libvips 8.14's thumbnail refuses some valid embedded
-    /// profiles ("profile incompatible with image") and silently uses its fallback instead.
+    /// Convert to sRGB through the embedded ICC profile (or libvips' built-in CMYK profile when
+    /// there is none), with the perceptual intent and black-point compensation: what
+    /// Photoshop, sharp and LittleCMS' own tools do for CMYK, so blacks stay black (the
+    /// relative intent without compensation lifts a CMYK photo's darkest pixel to about 33).
+    /// Used for CMYK, where libvips 8.14's thumbnail refuses some valid embedded profiles
+    /// ("profile incompatible with image") and silently uses its fallback instead.
     pub fn icc_to_srgb(&self) -> Result<Image<'buf>> {
         let mut out = ptr::null_mut();
         // SAFETY: valid input; NULL-terminated option list.
@@ -334,6 +384,38 @@ impl<'buf> Image<'buf> {
                 1 as c_int,
                 c"input_profile".as_ptr(),
                 c"cmyk".as_ptr(),
+                c"intent".as_ptr(),
+                ffi::VipsIntent_VIPS_INTENT_PERCEPTUAL as c_int,
+                c"black_point_compensation".as_ptr(),
+                1 as c_int,
+                ptr::null::<c_char>(),
+            )
+        };
+        wrap(status, out)
+    }
+
+    /// Shrink by `scale` (<= 1) with no colour handling at all: for CMYK pixels, which are
+    /// shrunk before the (costly) conversion to sRGB. Streams, so a sequentially opened
+    /// image is read once, top to bottom.
+    pub fn scale(&self, scale: f64) -> Result<Image<'buf>> {
+        let mut out = ptr::null_mut();
+        // SAFETY: valid input; NULL-terminated option list.
+        let status =
+            unsafe { ffi::vips_resize(self.raw(), &mut out, scale, ptr::null::<c_char>()) };
+        wrap(status, out)
+    }
+
+    /// The first `n` bands (e.g. RGB and alpha of an image with extra channels).
+    pub fn first_bands(&self, n: u32) -> Result<Image<'buf>> {
+        let mut out = ptr::null_mut();
+        // SAFETY: valid input; NULL-terminated option list.
+        let status = unsafe {
+            ffi::vips_extract_band(
+                self.raw(),
+                &mut out,
+                0,
+                c"n".as_ptr(),
+                n as c_int,
                 ptr::null::<c_char>(),
             )
         };
@@ -346,6 +428,11 @@ impl<'buf> Image<'buf> {
         // SAFETY: valid input; NULL-terminated option list.
         let status = unsafe { ffi::vips_autorot(self.raw(), &mut out, ptr::null::<c_char>()) };
         wrap(status, out)
+    }
+
+    /// True when the EXIF orientation (5-8) turns the stored picture a quarter.
+    pub fn is_turned(&self) -> bool {
+        matches!(self.get_int("orientation"), Some(5..=8))
     }
 
     pub fn is_cmyk(&self) -> bool {
@@ -403,7 +490,7 @@ impl<'buf> Image<'buf> {
         if status == 0 {
             Some(value)
         } else {
-            take_error();
+            clear_error();
             None
         }
     }
@@ -428,7 +515,7 @@ impl<'buf> Image<'buf> {
         // copy it at once.
         let status = unsafe { ffi::vips_image_get_string(self.raw(), name.as_ptr(), &mut value) };
         if status != 0 || value.is_null() {
-            take_error();
+            clear_error();
             return None;
         }
         // SAFETY: non-null, NUL-terminated, alive while self is.
@@ -652,6 +739,25 @@ mod tests {
         let err = Image::header(b"GIF89a")
             .err()
             .expect("a bare GIF signature must not open");
-        assert!(!err.0.is_empty());
+        // libvips' own words about the file, not our stand-in for "no message".
+        assert_ne!(err.0, NO_MESSAGE);
+        assert!(err.0.contains("GIF"), "{}", err.0);
+    }
+
+    #[test]
+    fn decoder_warning_is_quoted_in_the_error() {
+        // A PNG whose compressed pixels are damaged: libpng says why only in a warning.
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/alpha.png");
+        let mut png = std::fs::read(path).unwrap();
+        let idat = png.windows(4).position(|w| w == b"IDAT").unwrap();
+        for byte in &mut png[idat + 40..idat + 60] {
+            *byte ^= 0x5a;
+        }
+        let err = Image::decode(&png)
+            .and_then(|i| i.copy_memory())
+            .err()
+            .expect("damaged pixels must not decode");
+        // libpng's own words ("IDAT: invalid bit length repeat"), not just "read error".
+        assert!(err.0.contains("IDAT"), "{}", err.0);
     }
 }
