@@ -67,6 +67,10 @@ def test_function_is_arm64_al2023_with_layer(template, resources):
     assert plain(fn["Layers"]) == [{"Ref": "Layer"}]
     assert plain(fn["MemorySize"]) == {"Ref": "FunctionMemorySize"}
     assert template["Parameters"]["FunctionMemorySize"]["Default"] == 1769
+    # Memory budget: THUMBS_CONCURRENCY worst-case images of 512 MB each, plus 256 MB.
+    concurrency = int(fn["Environment"]["Variables"]["THUMBS_CONCURRENCY"])
+    assert concurrency == 2
+    assert template["Parameters"]["FunctionMemorySize"]["MinValue"] == concurrency * 512 + 256
     assert template["Parameters"]["FunctionTimeout"]["Default"] == "60"
     layer = resources["Layer"]["Properties"]
     assert layer["CompatibleArchitectures"] == ["arm64"]
@@ -87,6 +91,7 @@ def test_function_environment(resources):
         "MAX_INPUT_BYTES": {"Ref": "MaxInputBytes"},
         "MAX_INPUT_PIXELS": {"Ref": "MaxInputPixels"},
         "CACHE_CONTROL": {"Ref": "CacheControl"},
+        "THUMBS_CONCURRENCY": "2",
         "VIPSHOME": "/opt",
     }
 
