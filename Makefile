@@ -21,10 +21,13 @@ bench: ## side-by-side benchmark against sharp and vipsthumbnail; writes docs/be
 bench-memory: ## worst-case peak memory of one render per input format at the limits; writes docs/benchmarks/memory.json
 	scripts/bench-memory.sh
 
+fuzz: ## fuzz thumbs render with mutated fixtures of every input format: panics, hangs, memory over budget
+	scripts/fuzz.sh $(ARGS)
+
 deploy: ## deploy the CloudFormation stack to your AWS account (see README)
 	scripts/deploy.sh $(ARGS)
 
 destroy: ## empty the stack's buckets and delete it (asks first)
 	scripts/destroy.sh $(ARGS)
 
-.PHONY: help demo test dist bench bench-memory deploy destroy
+.PHONY: help demo test dist bench bench-memory fuzz deploy destroy
