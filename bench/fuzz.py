@@ -48,6 +48,35 @@ def seeds(folder):
     return out
 
 
+def made_seeds(folder):
+    """Seeds the fixtures lack, made with Debian's vips CLI from landscape.jpg: a TIFF with
+    RGB + alpha + one more channel (as libvips itself writes), a CMYK TIFF, a tiled 16-bit TIFF
+    and a grey + alpha PNG."""
+    os.makedirs(folder, exist_ok=True)
+    photo = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures",
+                         "landscape.jpg")
+    small = os.path.join(folder, "small.v")
+
+    def vips(*args):
+        subprocess.run(["vips", *map(str, args)], check=True, capture_output=True)
+
+    vips("thumbnail", photo, small, 400)
+    band = os.path.join(folder, "band.v")
+    vips("extract_band", small, band, 0)
+    makers = {
+        "extra-channels.tiff": lambda p: vips("bandjoin", f"{small} {band} {band}", f"{p}[compression=lzw]"),
+        "cmyk.tiff": lambda p: vips("icc_export", small, p, "--output-profile", "cmyk"),
+        "tiled16.tiff": lambda p: (vips("cast", small, p + ".v", "ushort"),
+                                   vips("copy", p + ".v", f"{p}[tile,compression=deflate]")),
+        "grey-alpha.png": lambda p: vips("bandjoin", f"{band} {band}", p),
+    }
+    for name, make in makers.items():
+        path = os.path.join(folder, name)
+        if not os.path.exists(path):
+            make(path)
+    return folder
+
+
 def fix_png_crcs(data):
     """Recompute the CRC of every PNG chunk we can walk (so header edits reach the decoder)."""
     if not data.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -169,6 +198,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--thumbs", default="target/release/thumbs")
     ap.add_argument("--fixtures", default="tests/fixtures")
+    ap.add_argument("--made-seeds", default="target/fuzz/seeds", help="where made seeds are cached")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--cases", type=int, default=3000)
     ap.add_argument("--jobs", type=int, default=2, help="cases run at once")
@@ -179,7 +209,7 @@ def main():
     ap.add_argument("--only", type=int, help="write case N to --keep and exit (reproduce)")
     ap.add_argument("--out", default="target/fuzz/results.json")
     args = ap.parse_args()
-    seed_files = seeds(args.fixtures)
+    seed_files = seeds(args.fixtures) + seeds(made_seeds(args.made_seeds))
     os.makedirs(args.keep, exist_ok=True)
     if args.only is not None:
         name, kinds, data = make_case(args.seed, args.only, seed_files)
