@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 demo: ## run the whole pipeline locally (local S3/SQS, worker, sample uploads) and write demo-out/index.html
 	scripts/demo.sh
@@ -18,10 +18,16 @@ dist: ## build dist/function.zip (arm64 bootstrap) and dist/layer.zip (libvips c
 bench: ## side-by-side benchmark against sharp and vipsthumbnail; writes docs/benchmarks/
 	scripts/bench.sh
 
+bench-memory: ## worst-case peak memory of one render per input format at the limits; writes docs/benchmarks/memory.json
+	scripts/bench-memory.sh
+
+fuzz: ## fuzz thumbs render with mutated fixtures of every input format: panics, hangs, memory over budget
+	scripts/fuzz.sh $(ARGS)
+
 deploy: ## deploy the CloudFormation stack to your AWS account (see README)
 	scripts/deploy.sh $(ARGS)
 
 destroy: ## empty the stack's buckets and delete it (asks first)
 	scripts/destroy.sh $(ARGS)
 
-.PHONY: help demo test dist bench deploy destroy
+.PHONY: help demo test dist bench bench-memory fuzz deploy destroy

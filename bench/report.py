@@ -112,8 +112,10 @@ def main():
              "large 1080 wide, never upscaled - as WebP q=80, metadata stripped, EXIF orientation "
              "applied. Contenders:\n")
     L.append("- **thumbs**: `thumbs render --jobs N` (default strategy: one decode feeds all "
-             "three presets).\n- **thumbs per-preset**: the same with `THUMBS_STRATEGY=per-preset` "
-             "(one libvips thumbnail call per preset).\n- **sharp**: the original system's way, "
+             "three presets).\n- **thumbs per-preset**: one libvips shrink-on-load thumbnail call per "
+             "preset and image: `thumbs render` once per preset over the batch, each time with that "
+             "preset alone, per-image times summed (not `THUMBS_STRATEGY=per-preset`, which also "
+             "pays for the shared decode).\n- **sharp**: the original system's way, "
              "`sharp(buffer).rotate().resize(...).webp({quality: 80})` once per preset "
              "(bench/sharp-render.js), one warm Node process.\n- **vipsthumbnail**: Debian's CLI "
              "once per preset (`-s 150x150> -m attention`, `-s 480x>`, `-s 1080x>`, "

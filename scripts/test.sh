@@ -26,6 +26,9 @@ trap 'scripts/local-aws.sh down >/dev/null 2>&1 || true' EXIT
 step "unit and integration tests (cargo test)"
 cargo test --release --locked
 
+step "libvips matrix: the golden render tests on Debian 12's 8.14, Debian 13's 8.16, unstable's 8.18"
+scripts/libvips-matrix.sh
+
 step "end-to-end tests of the binary: worker, faults, load, Lambda shell (pytest)"
 THUMBS_BIN=target/release/thumbs .venv/bin/python -m pytest -q tests/e2e
 

@@ -17,6 +17,9 @@ Environment:
   THUMBS_STRATEGY   shared (decode once for all presets) | per-preset [default: shared]
   MAX_INPUT_BYTES   largest input accepted, bytes [default: 67108864]
   MAX_INPUT_PIXELS  largest input accepted, width x height from the header [default: 64000000]
+  MAX_INTERLACED_PIXELS, MAX_HEIF_PIXELS, MAX_GIF_PIXELS   lower limits for progressive JPEG and
+                    interlaced PNG, HEIC/AVIF, GIF (they decode whole) [default: 40000000,
+                    50000000, 16000000]
   INPUT_BUCKETS     worker/lambda: the buckets whose uploads are processed, comma-separated
                     (required; records from any other bucket are dead-lettered)
   OUTPUT_BUCKET     worker/lambda: bucket the renditions go to (required)
@@ -118,6 +121,9 @@ pub fn render_settings(env: &Env) -> Result<RenderSettings, ConfigError> {
         limits: Limits {
             max_bytes: positive("MAX_INPUT_BYTES", limits.max_bytes)?,
             max_pixels: positive("MAX_INPUT_PIXELS", limits.max_pixels)?,
+            max_pixels_interlaced: positive("MAX_INTERLACED_PIXELS", limits.max_pixels_interlaced)?,
+            max_pixels_heif: positive("MAX_HEIF_PIXELS", limits.max_pixels_heif)?,
+            max_pixels_gif: positive("MAX_GIF_PIXELS", limits.max_pixels_gif)?,
         },
         strategy: env.parse("THUMBS_STRATEGY", Strategy::default())?,
     })
@@ -284,6 +290,26 @@ mod tests {
                 "{input} vs {output}"
             );
         }
+    }
+
+    #[test]
+    fn per_format_pixel_limits_are_read() {
+        let env = Env::from_pairs([
+            ("MAX_INTERLACED_PIXELS", "3"),
+            ("MAX_HEIF_PIXELS", "4"),
+            ("MAX_GIF_PIXELS", "5"),
+        ]);
+        let limits = render_settings(&env).unwrap().limits;
+        assert_eq!(
+            (
+                limits.max_pixels_interlaced,
+                limits.max_pixels_heif,
+                limits.max_pixels_gif
+            ),
+            (3, 4, 5)
+        );
+        let env = Env::from_pairs([("MAX_GIF_PIXELS", "0")]);
+        assert!(render_settings(&env).is_err());
     }
 
     #[test]

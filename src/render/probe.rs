@@ -83,32 +83,55 @@ fn describe_loader(loader: &str) -> &'static str {
     .map_or("this kind of", |(_, what)| what)
 }
 
-fn check_pixels(width: u32, height: u32, limits: &Limits) -> Result<(), RenderError> {
-    if u64::from(width) * u64::from(height) > limits.max_pixels {
-        return Err(RenderError::TooManyPixels {
-            width,
-            height,
-            max: limits.max_pixels,
-        });
+fn check_pixels(width: u32, height: u32, max: u64) -> Result<(), RenderError> {
+    if u64::from(width) * u64::from(height) > max {
+        return Err(RenderError::TooManyPixels { width, height, max });
     }
     Ok(())
 }
 
-/// Limits that hold before decoding.
+/// Limits that hold before decoding. Pixel limits differ by format because decoders differ in
+/// what they hold at once: baseline JPEG, plain PNG, WebP and TIFF stream rows (64 MP peaks at
+/// 66-115 MB), while progressive JPEG and interlaced PNG (every pass must be kept), GIF (a
+/// whole RGBA frame) and HEIC/AVIF (whole planes, then RGB) hold the picture several times
+/// over (64 MP peaks at 372-675 MB). Each limit below keeps the worst accepted image of its
+/// kind under a 512 MB peak (`make bench-memory`, docs/benchmarks/memory.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub max_bytes: u64,
+    /// Every format; the ones below can only be lower.
     pub max_pixels: u64,
+    /// Progressive JPEG and interlaced (Adam7) PNG.
+    pub max_pixels_interlaced: u64,
+    /// HEIC and AVIF.
+    pub max_pixels_heif: u64,
+    pub max_pixels_gif: u64,
 }
 
 impl Default for Limits {
-    /// Room for a 48 MP phone photo (8064 x 6048 = 48.8 MP) with margin; PNGs of that size
-    /// can reach tens of MB.
+    /// Room for a 48 MP phone photo (8064 x 6048 = 48.8 MP) with margin, as JPEG or as HEIC
+    /// ("HEIF Max"); PNGs of that size can reach tens of MB.
     fn default() -> Self {
         Limits {
             max_bytes: 64 * 1024 * 1024,
             max_pixels: 64_000_000,
+            max_pixels_interlaced: 40_000_000,
+            max_pixels_heif: 50_000_000,
+            max_pixels_gif: 16_000_000,
         }
+    }
+}
+
+impl Limits {
+    /// The pixel limit for one input, from what its header says about how it must be decoded.
+    fn max_pixels_for(&self, format: SourceFormat, interlaced: bool) -> u64 {
+        let specific = match format {
+            SourceFormat::Heif => self.max_pixels_heif,
+            SourceFormat::Gif => self.max_pixels_gif,
+            SourceFormat::Jpeg | SourceFormat::Png if interlaced => self.max_pixels_interlaced,
+            _ => self.max_pixels,
+        };
+        specific.min(self.max_pixels)
     }
 }
 
@@ -165,7 +188,11 @@ pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, RenderError> {
                     frame.process
                 )));
             }
-            check_pixels(frame.width, frame.height, limits)?;
+            check_pixels(
+                frame.width,
+                frame.height,
+                limits.max_pixels_for(format, false),
+            )?;
         }
     }
     let header = match Image::header(bytes) {
@@ -178,7 +205,7 @@ pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, RenderError> {
                 _ => None,
             };
             if let Some((width, height)) = declared {
-                check_pixels(width, height, limits)?;
+                check_pixels(width, height, limits.max_pixels_for(format, false))?;
                 if e.0.to_ascii_lowercase().contains("security limit") {
                     return Err(RenderError::Unsupported(format!(
                         "the image is {width}x{height}; HEIF/AVIF images over 16384 pixels \
@@ -190,7 +217,9 @@ pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, RenderError> {
         }
     };
     let (width, height) = (header.width(), header.height());
-    check_pixels(width, height, limits)?;
+    // libvips sets `interlaced` for progressive JPEG and Adam7 PNG.
+    let interlaced = header.get_int("interlaced").unwrap_or(0) != 0;
+    check_pixels(width, height, limits.max_pixels_for(format, interlaced))?;
     let bands = header.bands();
     if bands > MAX_BANDS {
         return Err(RenderError::Unsupported(format!(
@@ -267,7 +296,7 @@ mod tests {
     fn byte_limit_is_checked_first() {
         let limits = Limits {
             max_bytes: 4,
-            max_pixels: 1,
+            ..Limits::default()
         };
         assert!(matches!(
             probe(b"12345", &limits),
@@ -279,5 +308,50 @@ mod tests {
     fn text_is_unsupported() {
         let err = probe(b"just some text, not a picture", &Limits::default()).unwrap_err();
         assert!(matches!(err, RenderError::Unsupported(_)), "{err:?}");
+    }
+
+    /// Limits that let every fixture through except by the one limit under test.
+    fn only(limit: fn(&mut Limits)) -> Limits {
+        let mut limits = Limits::default();
+        limit(&mut limits);
+        limits
+    }
+
+    fn refused_at(bytes: &[u8], limits: &Limits) -> Option<u64> {
+        match probe(bytes, limits) {
+            Err(RenderError::TooManyPixels { max, .. }) => Some(max),
+            Ok(_) => None,
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+
+    #[test]
+    fn each_format_gets_its_own_pixel_limit() {
+        let progressive = include_bytes!("../../tests/fixtures/progressive.jpg");
+        let baseline = include_bytes!("../../tests/fixtures/landscape.jpg");
+        let gif = include_bytes!("../../tests/fixtures/animated.gif");
+        let heic = include_bytes!("../../tests/fixtures/photo.heic");
+        let interlaced = only(|l| l.max_pixels_interlaced = 100);
+        assert_eq!(refused_at(progressive, &interlaced), Some(100));
+        assert_eq!(refused_at(baseline, &interlaced), None);
+        assert_eq!(refused_at(gif, &interlaced), None);
+        let gif_only = only(|l| l.max_pixels_gif = 100);
+        assert_eq!(refused_at(gif, &gif_only), Some(100));
+        assert_eq!(refused_at(heic, &gif_only), None);
+        let heif_only = only(|l| l.max_pixels_heif = 100);
+        assert_eq!(refused_at(heic, &heif_only), Some(100));
+        assert_eq!(refused_at(baseline, &heif_only), None);
+    }
+
+    #[test]
+    fn the_general_pixel_limit_caps_the_per_format_ones() {
+        let limits = Limits {
+            max_pixels: 100,
+            ..Limits::default()
+        };
+        let gif = include_bytes!("../../tests/fixtures/animated.gif");
+        let progressive = include_bytes!("../../tests/fixtures/progressive.jpg");
+        assert_eq!(refused_at(gif, &limits), Some(100));
+        assert_eq!(refused_at(progressive, &limits), Some(100));
     }
 }

@@ -71,6 +71,10 @@ def test_function_is_arm64_al2023_with_layer(template, resources):
     assert plain(fn["Layers"]) == [{"Ref": "Layer"}]
     assert plain(fn["MemorySize"]) == {"Ref": "FunctionMemorySize"}
     assert template["Parameters"]["FunctionMemorySize"]["Default"] == 1769
+    # Memory budget: THUMBS_CONCURRENCY worst-case images of 512 MB each, plus 256 MB.
+    concurrency = int(fn["Environment"]["Variables"]["THUMBS_CONCURRENCY"])
+    assert concurrency == 2
+    assert template["Parameters"]["FunctionMemorySize"]["MinValue"] == concurrency * 512 + 256
     assert template["Parameters"]["FunctionTimeout"]["Default"] == "60"
     layer = resources["Layer"]["Properties"]
     assert layer["CompatibleArchitectures"] == ["arm64"]
