@@ -182,13 +182,13 @@ fn run(command: Command) -> anyhow::Result<()> {
                 in_flight,
                 region: std::env::var("AWS_REGION").ok(),
             };
-            tokio_runtime()?.block_on(run_backfill(options))
+            operator_runtime()?.block_on(run_backfill(options))
         }
         Command::Dlq { dlq_url, action } => {
             telemetry::init();
             let dlq_url =
                 dlq_url.context("the dead-letter queue: pass --dlq-url or set DLQ_URL")?;
-            tokio_runtime()?.block_on(run_dlq(dlq_url, action))
+            operator_runtime()?.block_on(run_dlq(dlq_url, action))
         }
     }
 }
@@ -291,5 +291,13 @@ fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .on_thread_stop(thumbs::vips::thread_shutdown)
+        .build()?)
+}
+
+/// For the commands that never touch libvips: without `tokio_runtime`'s per-thread libvips
+/// cleanup, which crashes on exit when libvips was never started.
+fn operator_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
         .build()?)
 }
