@@ -6,7 +6,7 @@
 //! from (`--start-after`). A second, listing-only pass counts the objects so the progress can
 //! show an ETA; it costs one LIST call per 1,000 objects.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,11 +15,14 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::warn;
 
+use crate::config::PipelineConfig;
 use crate::event_body;
 use crate::notification::ObjectRef;
 use crate::progress::Progress;
 use crate::queue::{send_all, Outgoing, Queue, BATCH};
-use crate::storage::{Listed, ObjectLister, StorageError};
+use crate::render::{Manifest, RenderSettings};
+use crate::storage::{Listed, ObjectLister, ObjectStore, StorageError};
+use crate::store::output_folder;
 
 /// Who announces backfilled objects (the event's `configurationId` and `principalId`).
 pub const ORIGIN: &str = "thumbs-backfill";
@@ -73,7 +76,7 @@ pub struct ListError {
 }
 
 /// Whether an original's renditions are already up to date (`--only-missing`).
-pub trait AlreadyDone: Send + Sync {
+pub trait AlreadyDone: Send + Sync + 'static {
     fn is_done(
         &self,
         bucket: &str,
@@ -90,6 +93,56 @@ impl AlreadyDone for NothingDone {
     }
 }
 
+/// `--only-missing`: an original is done when its manifest records the ETag it has now and
+/// exactly the renditions the current presets and formats make.
+pub struct ManifestCurrent<S> {
+    pub store: S,
+    pub config: PipelineConfig,
+}
+
+/// Manifests are a few KB; anything larger is not one of ours.
+const MANIFEST_MAX_BYTES: u64 = 1 << 20;
+
+impl<S: ObjectStore> AlreadyDone for ManifestCurrent<S> {
+    async fn is_done(&self, _bucket: &str, object: &Listed) -> Result<bool, StorageError> {
+        let manifest = ObjectRef {
+            bucket: self.config.output_bucket.clone(),
+            key: format!("{}manifest.json", output_folder(&self.config, &object.key)),
+            size: None,
+            etag: None,
+            version_id: None,
+        };
+        let bytes = match self.store.get(&manifest, MANIFEST_MAX_BYTES).await {
+            Ok(fetched) => fetched.bytes,
+            Err(StorageError::NotFound) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        // Unreadable (or an older layout): render again rather than trust it.
+        Ok(serde_json::from_slice::<Manifest>(&bytes)
+            .is_ok_and(|m| records(&m, object.etag.as_deref(), &self.config.render)))
+    }
+}
+
+/// The manifest describes this ETag and the (preset, format) pairs `settings` would make.
+fn records(manifest: &Manifest, etag: Option<&str>, settings: &RenderSettings) -> bool {
+    let made: BTreeSet<(&str, String)> = manifest
+        .renditions
+        .iter()
+        .map(|r| (r.preset.as_str(), r.format.clone()))
+        .collect();
+    let wanted: BTreeSet<(&str, String)> = settings
+        .presets
+        .iter()
+        .flat_map(|p| {
+            settings
+                .formats
+                .iter()
+                .map(|f| (p.name.as_str(), f.to_string()))
+        })
+        .collect();
+    etag.is_some() && manifest.source.etag.as_deref() == etag && made == wanted
+}
+
 /// Folder markers (`photos/`) are not images.
 fn is_folder_marker(object: &Listed) -> bool {
     object.key.ends_with('/')
@@ -100,7 +153,7 @@ fn is_folder_marker(object: &Listed) -> bool {
 pub async fn run<L: ObjectLister, Q: Queue, D: AlreadyDone>(
     lister: &L,
     queue: Arc<Q>,
-    done: &D,
+    done: Arc<D>,
     options: &Options,
     stop: &AtomicBool,
     progress: &mut Progress,
@@ -165,7 +218,7 @@ async fn count<L: ObjectLister>(lister: &L, options: &Options) -> Result<u64, St
 async fn enqueue_pages<L: ObjectLister, Q: Queue, D: AlreadyDone>(
     lister: &L,
     queue: Arc<Q>,
-    done: &D,
+    done: Arc<D>,
     options: &Options,
     stop: &AtomicBool,
     mut on_page: impl FnMut(&Summary),
@@ -195,14 +248,14 @@ async fn enqueue_pages<L: ObjectLister, Q: Queue, D: AlreadyDone>(
                 source,
             })?;
         summary.counts.listed += page.objects.len() as u64;
-        let mut todo = Vec::new();
-        for object in &page.objects {
-            if is_folder_marker(object) || is_done(done, &options.bucket, object).await {
-                summary.counts.skipped += 1;
-            } else {
-                todo.push(object);
-            }
-        }
+        let skip = skipped(&done, &slots, &options.bucket, &page.objects).await;
+        summary.counts.skipped += skip.iter().filter(|&&s| s).count() as u64;
+        let todo: Vec<&Listed> = page
+            .objects
+            .iter()
+            .zip(&skip)
+            .filter_map(|(object, &skip)| (!skip).then_some(object))
+            .collect();
         let failed = if options.dry_run {
             Vec::new()
         } else {
@@ -230,12 +283,38 @@ async fn enqueue_pages<L: ObjectLister, Q: Queue, D: AlreadyDone>(
     }
 }
 
-/// A failed check is not a reason to skip: the object is enqueued (a render too many at worst).
-async fn is_done<D: AlreadyDone>(done: &D, bucket: &str, object: &Listed) -> bool {
-    done.is_done(bucket, object).await.unwrap_or_else(|e| {
-        warn!(key = %object.key, error = %e, "could not read the manifest; enqueueing");
-        false
-    })
+/// Which objects of a page to skip: folder markers, and what `done` says is done (checked
+/// `in_flight` at a time). A failed check is no reason to skip: the object is enqueued (one
+/// render too many at worst).
+async fn skipped<D: AlreadyDone>(
+    done: &Arc<D>,
+    slots: &Arc<Semaphore>,
+    bucket: &str,
+    objects: &[Listed],
+) -> Vec<bool> {
+    let mut skip: Vec<bool> = objects.iter().map(is_folder_marker).collect();
+    let mut tasks = JoinSet::new();
+    for (index, object) in objects.iter().enumerate().filter(|(i, _)| !skip[*i]) {
+        let (done, object, bucket) = (Arc::clone(done), object.clone(), bucket.to_string());
+        let permit = Arc::clone(slots)
+            .acquire_owned()
+            .await
+            .expect("never closed");
+        tasks.spawn(async move {
+            let result = done.is_done(&bucket, &object).await;
+            drop(permit);
+            let is_done = result.unwrap_or_else(|e| {
+                warn!(key = %object.key, error = %e, "could not check the manifest; enqueueing");
+                false
+            });
+            (index, is_done)
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let (index, is_done) = joined.expect("check tasks do not panic");
+        skip[index] = is_done;
+    }
+    skip
 }
 
 /// Enqueue one page's objects, `in_flight` batches at a time; returns (key, reason) of the
@@ -353,7 +432,7 @@ mod tests {
         run(
             store,
             Arc::clone(queue),
-            &NothingDone,
+            Arc::new(NothingDone),
             options,
             stop,
             &mut progress,
@@ -449,6 +528,65 @@ mod tests {
         assert_eq!(summary.failed_keys[0].0, "uploads/0014 x.jpg");
         // The first page went through; the resume point stays before the failed key.
         assert_eq!(summary.resume_after.as_deref(), Some("uploads/0009 x.jpg"));
+    }
+
+    /// A manifest for `key` as the pipeline writes it (default presets, WebP) for ETag `etag`.
+    fn manifest(store: &MemoryStore, key: &str, etag: &str, presets: &[&str]) {
+        let renditions: Vec<serde_json::Value> = presets
+            .iter()
+            .map(|p| {
+                serde_json::json!({"preset": p, "format": "webp", "content_type": "image/webp",
+                "width": 1, "height": 1, "bytes": 1, "key": format!("{p}.webp")})
+            })
+            .collect();
+        let body = serde_json::json!({
+            "source": {"key": key, "etag": etag, "bytes": 10, "format": "jpeg", "width": 1, "height": 1},
+            "placeholder": "", "renditions": renditions,
+        });
+        let folder = key.replacen("uploads/", "thumbnails/", 1);
+        store.insert(
+            "out",
+            &format!("{folder}/manifest.json"),
+            body.to_string().into_bytes(),
+        );
+    }
+
+    #[tokio::test]
+    async fn only_missing_skips_originals_whose_manifest_is_current() {
+        let store = store(4);
+        let config =
+            PipelineConfig::from_env(&crate::config::Env::from_pairs([("OUTPUT_BUCKET", "out")]))
+                .unwrap();
+        let check = ManifestCurrent {
+            store: MemoryStore::default(),
+            config,
+        };
+        let all = ["thumb", "small", "large"];
+        manifest(&check.store, "uploads/0000 x.jpg", "etag-10", &all); // current: skipped
+        manifest(&check.store, "uploads/0001 x.jpg", "etag-99", &all); // the original changed
+        manifest(&check.store, "uploads/0002 x.jpg", "etag-10", &all[..2]); // a preset added
+                                                                            // 0003 has no manifest at all.
+        let queue = Arc::new(MemoryQueue::default());
+        let mut progress = Progress::new(false);
+        let summary = run(
+            &store,
+            Arc::clone(&queue),
+            Arc::new(check),
+            &options(10),
+            &AtomicBool::new(false),
+            &mut progress,
+        )
+        .await
+        .unwrap();
+        assert_eq!(summary.counts.skipped, 1);
+        assert_eq!(
+            enqueued_keys(&queue),
+            [
+                "uploads/0001 x.jpg",
+                "uploads/0002 x.jpg",
+                "uploads/0003 x.jpg"
+            ]
+        );
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use thumbs::backfill::{self, NothingDone};
+use thumbs::backfill::{self, ManifestCurrent, NothingDone};
 use thumbs::config::{self, Env, PipelineConfig};
 use thumbs::queue::SqsQueue;
 use thumbs::storage::S3Store;
@@ -63,6 +63,10 @@ enum Command {
         /// Start after this key (printed by an interrupted run).
         #[arg(long)]
         start_after: Option<String>,
+        /// Skip originals whose manifest records their current ETag and the current presets and
+        /// formats (reads OUTPUT_BUCKET, OUTPUT_PREFIX, THUMBS_PRESETS... as the function does).
+        #[arg(long)]
+        only_missing: bool,
         /// List and count, send nothing.
         #[arg(long)]
         dry_run: bool,
@@ -167,11 +171,16 @@ fn run(command: Command) -> anyhow::Result<()> {
             queue_url,
             prefix,
             start_after,
+            only_missing,
             dry_run,
             page_size,
             in_flight,
         } => {
             telemetry::init();
+            let check = only_missing
+                .then(|| PipelineConfig::from_env(&Env::from_process()))
+                .transpose()
+                .context("--only-missing reads the pipeline's settings")?;
             let options = backfill::Options {
                 bucket,
                 prefix,
@@ -182,7 +191,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                 in_flight,
                 region: std::env::var("AWS_REGION").ok(),
             };
-            operator_runtime()?.block_on(run_backfill(options))
+            operator_runtime()?.block_on(run_backfill(options, check))
         }
         Command::Dlq { dlq_url, action } => {
             telemetry::init();
@@ -193,7 +202,11 @@ fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
-async fn run_backfill(options: backfill::Options) -> anyhow::Result<()> {
+/// `check`: the pipeline's settings when `--only-missing` is asked for.
+async fn run_backfill(
+    options: backfill::Options,
+    check: Option<PipelineConfig>,
+) -> anyhow::Result<()> {
     let sdk = aws_config::load_from_env().await;
     let store = S3Store::new(&sdk);
     let queue = Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&sdk)));
@@ -211,12 +224,30 @@ async fn run_backfill(options: backfill::Options) -> anyhow::Result<()> {
         flag.store(true, Ordering::Relaxed);
     });
     let mut bar = progress::Progress::new(std::io::stderr().is_terminal());
-    let summary = backfill::run(&store, queue, &NothingDone, &options, &stop, &mut bar)
-        .await
-        .map_err(|e| {
-            let resume = e.resume_after.clone().unwrap_or_default();
-            anyhow::Error::new(e).context(format!("resume with --start-after '{resume}'"))
-        })?;
+    let summary = match check {
+        Some(config) => {
+            let done = Arc::new(ManifestCurrent {
+                store: store.clone(),
+                config,
+            });
+            backfill::run(&store, queue, done, &options, &stop, &mut bar).await
+        }
+        None => {
+            backfill::run(
+                &store,
+                queue,
+                Arc::new(NothingDone),
+                &options,
+                &stop,
+                &mut bar,
+            )
+            .await
+        }
+    }
+    .map_err(|e| {
+        let resume = e.resume_after.clone().unwrap_or_default();
+        anyhow::Error::new(e).context(format!("resume with --start-after '{resume}'"))
+    })?;
     let c = summary.counts;
     let verb = if options.dry_run {
         "would enqueue"
