@@ -8,12 +8,18 @@
 // Unsafe code lives in `vips` only, where each block says why it is sound.
 #![deny(unsafe_code)]
 
+pub mod backfill;
 pub mod batch;
+pub mod batch_operations;
 pub mod config;
 pub mod digest;
+pub mod dlq;
 pub mod error;
+pub mod event_body;
 pub mod fetch;
 pub mod notification;
+pub mod progress;
+pub mod queue;
 pub mod render;
 pub mod report;
 pub mod shell;

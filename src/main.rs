@@ -1,12 +1,18 @@
 #![deny(unsafe_code)]
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use thumbs::backfill::{self, ManifestCurrent, NothingDone};
 use thumbs::config::{self, Env, PipelineConfig};
-use thumbs::{shell, telemetry};
+use thumbs::queue::SqsQueue;
+use thumbs::storage::S3Store;
+use thumbs::{dlq, progress, shell, telemetry};
 
 #[derive(Parser)]
 #[command(name = "thumbs", version, about = "Thumbnails for S3 uploads, with libvips", after_help = config::ENV_HELP)]
@@ -43,6 +49,59 @@ enum Command {
     /// Serve the Lambda Runtime API (what the binary does when started as `bootstrap`).
     #[command(after_help = config::ENV_HELP)]
     Lambda,
+    /// Enqueue the originals already in a bucket, as S3 would announce new uploads.
+    Backfill {
+        /// The input bucket.
+        #[arg(long)]
+        bucket: String,
+        /// The pipeline's queue.
+        #[arg(long, env = "QUEUE_URL")]
+        queue_url: String,
+        /// Only keys under this prefix.
+        #[arg(long, env = "INPUT_PREFIX", default_value = config::DEFAULT_INPUT_PREFIX)]
+        prefix: String,
+        /// Start after this key (printed by an interrupted run).
+        #[arg(long)]
+        start_after: Option<String>,
+        /// Skip originals whose manifest records their current ETag and the current presets and
+        /// formats (reads OUTPUT_BUCKET, OUTPUT_PREFIX, THUMBS_PRESETS... as the function does).
+        #[arg(long)]
+        only_missing: bool,
+        /// List and count, send nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Keys per LIST call.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(i32).range(1..=1000))]
+        page_size: i32,
+        /// Batch sends (10 messages each) in flight at once.
+        #[arg(long, default_value_t = 8)]
+        in_flight: usize,
+    },
+    /// The dead-letter queue: a summary by ErrorKind (nothing consumed), or `redrive`.
+    Dlq {
+        /// The dead-letter queue.
+        #[arg(long, env = "DLQ_URL", global = true)]
+        dlq_url: Option<String>,
+        #[command(subcommand)]
+        action: Option<DlqAction>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqAction {
+    /// Move messages back to the main queue (all, or one kind); each is deleted from the DLQ
+    /// only after the main queue accepted it.
+    Redrive {
+        /// Only messages with this ErrorKind.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Count what would move; move nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The main queue.
+        #[arg(long, env = "QUEUE_URL")]
+        queue_url: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -107,7 +166,147 @@ fn run(command: Command) -> anyhow::Result<()> {
                 })
                 .map_err(|e| anyhow::anyhow!(e))
         }
+        Command::Backfill {
+            bucket,
+            queue_url,
+            prefix,
+            start_after,
+            only_missing,
+            dry_run,
+            page_size,
+            in_flight,
+        } => {
+            telemetry::init();
+            let check = only_missing
+                .then(|| PipelineConfig::from_env(&Env::from_process()))
+                .transpose()
+                .context("--only-missing reads the pipeline's settings")?;
+            let options = backfill::Options {
+                bucket,
+                prefix,
+                queue_url,
+                start_after,
+                dry_run,
+                page_size,
+                in_flight,
+                region: std::env::var("AWS_REGION").ok(),
+            };
+            operator_runtime()?.block_on(run_backfill(options, check))
+        }
+        Command::Dlq { dlq_url, action } => {
+            telemetry::init();
+            let dlq_url =
+                dlq_url.context("the dead-letter queue: pass --dlq-url or set DLQ_URL")?;
+            operator_runtime()?.block_on(run_dlq(dlq_url, action))
+        }
     }
+}
+
+/// `check`: the pipeline's settings when `--only-missing` is asked for.
+async fn run_backfill(
+    options: backfill::Options,
+    check: Option<PipelineConfig>,
+) -> anyhow::Result<()> {
+    let sdk = aws_config::load_from_env().await;
+    let store = S3Store::new(&sdk);
+    let queue = Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&sdk)));
+    // Ctrl-C / SIGTERM: finish the page in hand, then say where to resume.
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        eprintln!("stopping after the page in hand...");
+        flag.store(true, Ordering::Relaxed);
+    });
+    let mut bar = progress::Progress::new(std::io::stderr().is_terminal());
+    let summary = match check {
+        Some(config) => {
+            let done = Arc::new(ManifestCurrent {
+                store: store.clone(),
+                config,
+            });
+            backfill::run(&store, queue, done, &options, &stop, &mut bar).await
+        }
+        None => {
+            backfill::run(
+                &store,
+                queue,
+                Arc::new(NothingDone),
+                &options,
+                &stop,
+                &mut bar,
+            )
+            .await
+        }
+    }
+    .map_err(|e| {
+        let resume = e.resume_after.clone().unwrap_or_default();
+        anyhow::Error::new(e).context(format!("resume with --start-after '{resume}'"))
+    })?;
+    let c = summary.counts;
+    let verb = if options.dry_run {
+        "would enqueue"
+    } else {
+        "enqueued"
+    };
+    println!(
+        "listed {}, skipped {}, {verb} {}, failed to enqueue {}",
+        c.listed, c.skipped, c.enqueued, c.failed
+    );
+    for (key, reason) in &summary.failed_keys {
+        eprintln!("not enqueued: {key}: {reason}");
+    }
+    if summary.interrupted {
+        anyhow::bail!(
+            "interrupted: resume with --start-after '{}'",
+            summary.resume_after.unwrap_or_default()
+        );
+    }
+    if c.failed > 0 {
+        anyhow::bail!(
+            "{} object(s) could not be enqueued; rerun with --start-after '{}' to retry them",
+            c.failed,
+            summary.resume_after.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+async fn run_dlq(dlq_url: String, action: Option<DlqAction>) -> anyhow::Result<()> {
+    let sdk = aws_config::load_from_env().await;
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk));
+    match action {
+        None => {
+            let summary = dlq::summarize(&queue, &dlq_url).await?;
+            print!("{}", summary.render());
+        }
+        Some(DlqAction::Redrive {
+            kind,
+            dry_run,
+            queue_url,
+        }) => {
+            let counts =
+                dlq::redrive(&queue, &dlq_url, &queue_url, kind.as_deref(), dry_run).await?;
+            let verb = if dry_run { "would move" } else { "moved" };
+            println!(
+                "{verb} {} message(s) to the main queue; left in the DLQ: {} of other kinds, {} that could not be sent; sent but not deleted (now in both queues): {}",
+                counts.moved.total(),
+                counts.left,
+                counts.send_failed,
+                counts.delete_failed
+            );
+            print!("{}", counts.moved.render_kinds());
+            if counts.send_failed > 0 {
+                anyhow::bail!("{} message(s) could not be moved", counts.send_failed);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Read and check everything before serving anything: a bad setting fails the start, not
@@ -123,5 +322,13 @@ fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .on_thread_stop(thumbs::vips::thread_shutdown)
+        .build()?)
+}
+
+/// For the commands that never touch libvips: without `tokio_runtime`'s per-thread libvips
+/// cleanup, which crashes on exit when libvips was never started.
+fn operator_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
         .build()?)
 }

@@ -120,6 +120,35 @@ pub trait ObjectStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), StorageError>> + Send;
 }
 
+/// An object as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub key: String,
+    pub size: u64,
+    /// Without the quotes S3 puts around it.
+    pub etag: Option<String>,
+}
+
+/// One page of a listing, and where the next one starts (`None`: the last page).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListPage {
+    pub objects: Vec<Listed>,
+    pub next: Option<String>,
+}
+
+/// Listing a bucket in key order, a page at a time (backfill).
+pub trait ObjectLister: Send + Sync + 'static {
+    /// Keys under `prefix`, after `start_after`, from `continuation` (a previous page's `next`).
+    fn list_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        continuation: Option<&str>,
+        max_keys: i32,
+    ) -> impl Future<Output = Result<ListPage, StorageError>> + Send;
+}
+
 /// S3 through the AWS SDK. Endpoints come from the standard variables (`AWS_ENDPOINT_URL`...).
 #[derive(Clone)]
 pub struct S3Store {
@@ -345,6 +374,46 @@ impl ObjectStore for S3Store {
     }
 }
 
+impl ObjectLister for S3Store {
+    async fn list_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        continuation: Option<&str>,
+        max_keys: i32,
+    ) -> Result<ListPage, StorageError> {
+        let response = self
+            .client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_start_after(start_after.map(str::to_string))
+            .set_continuation_token(continuation.map(str::to_string))
+            .max_keys(max_keys)
+            .send()
+            .await
+            .map_err(classify)?;
+        let objects = response
+            .contents()
+            .iter()
+            .filter_map(|o| {
+                Some(Listed {
+                    key: o.key()?.to_string(),
+                    size: o.size().unwrap_or(0).max(0) as u64,
+                    etag: o.e_tag().map(|e| e.trim_matches('"').to_string()),
+                })
+            })
+            .collect();
+        let next = if response.is_truncated() == Some(true) {
+            response.next_continuation_token().map(str::to_string)
+        } else {
+            None
+        };
+        Ok(ListPage { objects, next })
+    }
+}
+
 /// An in-memory store for tests: objects by (bucket, key), with optional injected failures.
 /// It enforces S3's limits on keys and metadata and honours preconditions, as S3 does.
 #[derive(Default)]
@@ -406,6 +475,42 @@ impl MemoryStore {
         } else {
             Err(failures.remove(0))
         }
+    }
+}
+
+impl ObjectLister for MemoryStore {
+    /// The continuation token is the last key of the previous page.
+    async fn list_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        continuation: Option<&str>,
+        max_keys: i32,
+    ) -> Result<ListPage, StorageError> {
+        self.injected()?;
+        let after = continuation.or(start_after).unwrap_or("");
+        let objects = self.objects.lock().unwrap();
+        let mut page: Vec<Listed> = objects
+            .iter()
+            .filter(|((b, k), _)| b == bucket && k.starts_with(prefix) && k.as_str() > after)
+            .take(max_keys.max(1) as usize + 1)
+            .map(|((_, k), o)| Listed {
+                key: k.clone(),
+                size: o.body.len() as u64,
+                etag: Some(Self::etag_of(&o.body)),
+            })
+            .collect();
+        let next = if page.len() > max_keys.max(1) as usize {
+            page.pop();
+            page.last().map(|o| o.key.clone())
+        } else {
+            None
+        };
+        Ok(ListPage {
+            objects: page,
+            next,
+        })
     }
 }
 

@@ -1,13 +1,16 @@
 //! The Lambda function: SQS event in, partial batch failures out. Only the messages that must
-//! come back are listed in `batchItemFailures`; the rest are deleted by Lambda.
+//! come back are listed in `batchItemFailures`; the rest are deleted by Lambda. An S3 Batch
+//! Operations invocation (told apart by its shape) is answered in its own result format.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{service_fn, LambdaEvent};
+use serde_json::Value;
 
 use crate::batch::{Message, Pipeline};
+use crate::batch_operations;
 use crate::report::{settle, DeadLetterQueue};
 use crate::storage::ObjectStore;
 
@@ -52,18 +55,36 @@ fn deadline_instant(deadline_ms: u64) -> Option<Instant> {
     Some(Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms)))
 }
 
+/// Route an invocation by its shape: S3 Batch Operations, else an SQS event.
+pub async fn dispatch<S: ObjectStore, D: DeadLetterQueue>(
+    pipeline: &Arc<Pipeline<S>>,
+    dlq: Option<&D>,
+    payload: Value,
+    deadline: Option<Instant>,
+) -> Result<Value, lambda_runtime::Error> {
+    if batch_operations::is_invocation(&payload) {
+        let event = serde_json::from_value(payload)?;
+        Ok(serde_json::to_value(
+            batch_operations::handle(pipeline, event, deadline).await,
+        )?)
+    } else {
+        let event = serde_json::from_value(payload)?;
+        Ok(serde_json::to_value(
+            handle(pipeline, dlq, event, deadline).await,
+        )?)
+    }
+}
+
 /// Serve the Lambda Runtime API (`AWS_LAMBDA_RUNTIME_API`) until the process is stopped.
 pub async fn run(connected: super::Connected) -> Result<(), lambda_runtime::Error> {
     let pipeline = connected.pipeline;
     let dlq = Arc::new(connected.dlq);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let pipeline = Arc::clone(&pipeline);
         let dlq = Arc::clone(&dlq);
         async move {
             let deadline = deadline_instant(event.context.deadline);
-            Ok::<_, std::convert::Infallible>(
-                handle(&pipeline, dlq.as_ref().as_ref(), event.payload, deadline).await,
-            )
+            dispatch(&pipeline, dlq.as_ref().as_ref(), event.payload, deadline).await
         }
     }))
     .await

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from conftest import FIXTURES, ROOT, Proc, account, upload, worker_env
+from conftest import FIXTURES, ROOT, Proc, account, queue_counts, upload, worker_env
 
 CARGO_LAMBDA = ROOT / ".venv" / "bin" / "cargo-lambda"
 
@@ -138,3 +138,38 @@ def test_lambda_reports_retryable_failures(aws, endpoint, make_stack, thumbs_bin
     assert sorted(f["itemIdentifier"] for f in result["batchItemFailures"]) == sorted(r["messageId"] for r in records)
     report = account(s3, sqs, res)
     assert not report.rendered and not report.dead and not report.stray
+
+
+def test_lambda_answers_s3_batch_operations(aws, endpoint, make_stack, thumbs_bin, runtime_api, tmp_path):
+    """AWS's documented schema 2.0 and 1.0 events, pointed at this stack: the same function renders the
+    task's object and answers in Batch Operations' result format."""
+    s3, sqs = aws
+    res = make_stack(visibility_timeout=60)
+    s3.put_bucket_notification_configuration(Bucket=res["input_bucket"], NotificationConfiguration={})
+    key = "uploads/batch/a photo+1.jpg"
+    upload(s3, res, key, (FIXTURES / "landscape.jpg").read_bytes())
+    v2 = json.loads((FIXTURES / "events" / "batch-operations-2.0.json").read_text())
+    task = v2["tasks"][0]
+    v2["tasks"] = [dict(task, taskId="ok", s3Bucket=res["input_bucket"], s3Key="uploads/batch/a%20photo%2B1.jpg"),
+                   dict(task, taskId="gone", s3Bucket=res["input_bucket"], s3Key="uploads/batch/missing.jpg")]
+    v1 = json.loads((FIXTURES / "events" / "batch-operations-1.0.json").read_text())
+    v1["tasks"][0].update(s3BucketArn=f"arn:aws:s3:::{res['input_bucket']}", s3VersionId=None,
+                          s3Key="uploads/batch/a+photo%2B1.jpg")
+    fn = _start_lambda(thumbs_bin, endpoint, res, runtime_api, tmp_path, "lambda-batch-ops")
+    try:
+        answer2 = _invoke(runtime_api, v2)
+        answer1 = _invoke(runtime_api, v1)
+    finally:
+        fn.stop()
+        print(fn.log()[-3000:])
+    print("responses:", answer2, answer1)
+    assert answer2["invocationSchemaVersion"] == "2.0" and answer2["invocationId"] == v2["invocationId"]
+    assert answer2["treatMissingKeysAs"] == "PermanentFailure"
+    codes = {r["taskId"]: (r["resultCode"], r["resultString"].split(":")[0]) for r in answer2["results"]}
+    assert codes == {"ok": ("Succeeded", "rendered"), "gone": ("PermanentFailure", "not_found")}
+    assert answer1["results"] == [{"taskId": v1["tasks"][0]["taskId"], "resultCode": "Succeeded",
+                                   "resultString": "rendered"}]
+    report = account(s3, sqs, res)
+    assert report.rendered == {key} and report.ok, report.problems()
+    # Failures are reported to the job, not dead-lettered.
+    assert not report.stray and queue_counts(sqs, res["dlq_url"]) == (0, 0)

@@ -1,0 +1,154 @@
+"""`thumbs backfill`: originals that were in the bucket before the notification existed.
+
+BACKFILL_OBJECTS (default 1000) sets the size of the exactly-once test; scripts/backfill-bench.sh
+runs it with 10,000 and records the figures in target/e2e/backfill.json.
+"""
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from conftest import FIXTURES, ROOT, account, queue_counts, upload, wait_accounted, wait_until, worker_env
+from test_load import small_jpeg
+
+N = int(os.environ.get("BACKFILL_OBJECTS", "1000"))
+
+
+def _without_notification(s3, res):
+    """As if the bucket predated the pipeline: uploads announce nothing."""
+    s3.put_bucket_notification_configuration(Bucket=res["input_bucket"], NotificationConfiguration={})
+
+
+def _upload_all(s3, res, keys, body):
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda k: upload(s3, res, k, body), keys))
+
+
+def _backfill(thumbs_bin, res, *args):
+    return [str(thumbs_bin), "backfill", "--bucket", res["input_bucket"], "--queue-url", res["queue_url"], *args]
+
+
+def _drain(sqs, url):
+    """Receive and delete every message; returns their bodies."""
+    bodies = []
+    empty = 0
+    while empty < 2:
+        msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        empty = 0 if msgs else empty + 1
+        for m in msgs:
+            bodies.append(m["Body"])
+        for i in range(0, len(msgs), 10):
+            sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(j), "ReceiptHandle": m["ReceiptHandle"]}
+                                                            for j, m in enumerate(msgs[i:i + 10])])
+    return bodies
+
+
+def _keys(bodies):
+    from accounting import keys_in_body
+    return [k for b in bodies for _, k in keys_in_body(b)]
+
+
+def test_backfill_renders_every_existing_original_exactly_once(aws, endpoint, make_stack, start_worker, thumbs_bin,
+                                                                tmp_path):
+    s3, sqs = aws
+    res = make_stack(visibility_timeout=60)
+    _without_notification(s3, res)
+    body = small_jpeg(thumbs_bin, tmp_path)
+    keys = [f"uploads/old/{i // 100:03d}/photo {i:05d}+é.jpg" for i in range(N)]
+    _upload_all(s3, res, keys, body)
+    upload(s3, res, "uploads/old/empty-folder/", b"")  # a folder marker: listed, skipped
+    upload(s3, res, "elsewhere/not-mine.jpg", body)  # outside the prefix: not listed
+    # The stack's s3:TestEvent (sent when the notification was configured) is the only message.
+    _drain(sqs, res["queue_url"])
+
+    env = worker_env(endpoint, res)
+    t0 = time.monotonic()
+    done = subprocess.run(_backfill(thumbs_bin, res), env=env, capture_output=True, text=True, timeout=900)
+    seconds = time.monotonic() - t0
+    print(done.stderr[-2000:])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"listed {N + 1}, skipped 1, enqueued {N}, failed to enqueue 0"
+    assert queue_counts(sqs, res["queue_url"])[0] == N
+    # The marker is no original: out of the accounting's way (it counts every key under the prefix).
+    s3.delete_object(Bucket=res["input_bucket"], Key="uploads/old/empty-folder/")
+
+    worker = start_worker(res, concurrency=4)
+    t1 = time.monotonic()
+    wait_accounted(s3, sqs, res, timeout=max(300, N // 2), read_manifests=False)
+    render_seconds = time.monotonic() - t1
+    wait_until(lambda: queue_counts(sqs, res["queue_url"]) == (0, 0), 120, what="the queue to drain")
+    report = account(s3, sqs, res)
+    assert report.ok, report.problems()[:20]
+    assert report.rendered == set(keys) and not report.dead and not report.stray
+    # Exactly once: one render per original (the worker logs one line per render).
+    renders = worker.log().count('outcome="rendered"')
+    assert renders == N, f"{renders} renders for {N} originals"
+
+    figures = {"objects": N, "backfill_seconds": round(seconds, 2), "enqueued_per_second": round(N / seconds, 1),
+               "render_seconds": round(render_seconds, 1), "renders": renders}
+    print("backfill:", json.dumps(figures))
+    out = ROOT / "target" / "e2e"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "backfill.json").write_text(json.dumps(figures, indent=2) + "\n")
+
+
+def test_interrupted_backfill_resumes_without_gaps_or_repeats(aws, endpoint, make_stack, thumbs_bin, faultproxy):
+    s3, sqs = aws
+    res = make_stack()
+    _without_notification(s3, res)
+    keys = [f"uploads/r/{i:04d} x.jpg" for i in range(300)]
+    _upload_all(s3, res, keys, b"x")
+    _drain(sqs, res["queue_url"])
+    # Each LIST takes 200 ms, so the run is still going when the signal arrives.
+    proxy, _ = faultproxy("--latency-ms", "200")
+    env = worker_env(endpoint, res, s3_endpoint=proxy)
+    first = subprocess.Popen(_backfill(thumbs_bin, res, "--page-size", "10"), env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = ""
+    while "resume with --start-after" not in line:  # the first progress line (after other logs)
+        line = first.stderr.readline()
+        assert line, "the backfill ended without a progress line"
+    first.send_signal(signal.SIGINT)
+    out, err = first.communicate(timeout=60)
+    print(line + err)
+    assert first.returncode == 1, (out, err)
+    resume = re.findall(r"interrupted: resume with --start-after '([^']*)'", err)
+    assert resume, err
+    listed = int(re.match(r"listed (\d+),", out).group(1))
+    assert 0 < listed < 300 and resume[0] == keys[listed - 1]
+
+    second = subprocess.run(_backfill(thumbs_bin, res, "--start-after", resume[0]), env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.strip() == f"listed {300 - listed}, skipped 0, enqueued {300 - listed}, failed to enqueue 0"
+    assert sorted(_keys(_drain(sqs, res["queue_url"]))) == keys  # each key once: no gap, no repeat
+
+
+def test_dry_run_sends_nothing(aws, endpoint, make_stack, thumbs_bin):
+    s3, sqs = aws
+    res = make_stack()
+    _without_notification(s3, res)
+    _upload_all(s3, res, [f"uploads/d/{i}.jpg" for i in range(25)], b"x")
+    _drain(sqs, res["queue_url"])
+    env = worker_env(endpoint, res)
+    done = subprocess.run(_backfill(thumbs_bin, res, "--dry-run"), env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "listed 25, skipped 0, would enqueue 25, failed to enqueue 0"
+    assert queue_counts(sqs, res["queue_url"]) == (0, 0)
+
+
+def test_a_wrong_queue_fails_and_counts_the_failures(aws, endpoint, make_stack, thumbs_bin):
+    s3, sqs = aws
+    res = make_stack()
+    _without_notification(s3, res)
+    _upload_all(s3, res, [f"uploads/w/{i}.jpg" for i in range(3)], b"x")
+    env = worker_env(endpoint, res)
+    bad = dict(res, queue_url=res["queue_url"] + "-missing")
+    done = subprocess.run(_backfill(thumbs_bin, bad), env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.strip() == "listed 3, skipped 0, enqueued 0, failed to enqueue 3"
+    assert "could not be enqueued" in done.stderr
