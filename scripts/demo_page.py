@@ -56,7 +56,9 @@ addEventListener("load", () => {
   pre.id = "browser-check";
   pre.textContent = JSON.stringify({images: imgs.length, failed: bad,
                                     height: document.documentElement.scrollHeight});
-  document.body.append(pre);
+  const h = document.createElement("h2");
+  h.textContent = "Images loaded in this browser (for scripts/browser_check.py)";
+  document.body.append(h, pre);
 });
 </script>"""
 
