@@ -57,7 +57,8 @@ def main():
     url = page.as_uri()
     started = time.monotonic()
 
-    run = chromium(a.browser, url, "--dump-dom")
+    # Measured at the screenshot's width (the default window is narrower, so the page taller).
+    run = chromium(a.browser, url, "--dump-dom", f"--window-size={WIDTH},800")
     found = re.search(r'<pre id="browser-check">(.*?)</pre>', run.stdout, re.S)
     if run.returncode != 0 or not found:
         sys.exit(f"browser check: FAILED, no result from the page's check script (chromium exit {run.returncode})\n"
@@ -72,7 +73,7 @@ def main():
     shot = Path(a.screenshot).resolve()
     shot.parent.mkdir(parents=True, exist_ok=True)
     shot.unlink(missing_ok=True)
-    height = max(600, min(MAX_HEIGHT, int(result.get("height", 0)) + 16))
+    height = max(600, min(MAX_HEIGHT, int(result.get("height", 0)) + 120))  # + the result line itself
     run = chromium(a.browser, url, f"--screenshot={shot}", f"--window-size={WIDTH},{height}")
     if not shot.exists() or shot.stat().st_size == 0:
         problems.append(f"no screenshot written (chromium exit {run.returncode}): {run.stderr[-500:]}")

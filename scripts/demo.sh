@@ -35,6 +35,11 @@ if [ -z "$bin" ]; then
   bin=$root/target/release/thumbs
 fi
 
+for cmd in backfill dlq; do
+  "$bin" "$cmd" --help >/dev/null 2>&1 ||
+    { echo "$bin has no \`$cmd\` command (issue 12; branch day2): the demo needs it" >&2; exit 1; }
+done
+
 mkdir -p "$state"
 rm -f "$state/stack.json"
 started_moto=false
