@@ -7,8 +7,12 @@ DeployFunction=false; moto drops the bucket notification there (see the field no
 that part is always applied by API. With --api, or when the template is missing, everything
 is created by API calls. The result says which parts came from where.
 
-  scripts/local_stack.py setup [--visibility-timeout S] [--api] [--json FILE]
+  scripts/local_stack.py setup [--visibility-timeout S] [--api] [--no-notification] [--json FILE]
+  scripts/local_stack.py notify --json FILE [--removals]
   scripts/local_stack.py teardown --json FILE
+
+`setup --no-notification` leaves the bucket without its notification (as a bucket that held
+objects before thumbs was deployed); `notify` applies it later.
 """
 import argparse
 import json
@@ -107,7 +111,7 @@ def _by_template(sqs, cfn, suffix, visibility_timeout, max_receive, prefix):
     return res
 
 
-def create(endpoint=None, visibility_timeout=30, max_receive=3, prefix="uploads/", use_template=True):
+def create(endpoint=None, visibility_timeout=30, max_receive=3, prefix="uploads/", use_template=True, notification=True):
     s3, sqs, cfn = clients(endpoint)
     suffix = uuid.uuid4().hex[:12]
     if use_template and TEMPLATE.exists():
@@ -115,20 +119,32 @@ def create(endpoint=None, visibility_timeout=30, max_receive=3, prefix="uploads/
     else:
         res = _by_api(s3, sqs, suffix, visibility_timeout, max_receive)
     res["queue_arn"] = queue_arn(sqs, res["queue_url"])
+    res.update(endpoint=s3.meta.endpoint_url, input_prefix=prefix)
+    if notification:
+        notify(res)
+    else:
+        res["created_by"]["notification"] = "not yet (setup --no-notification; apply it with `notify`)"
+    return res
+
+
+def notify(res, removals=False):
+    """Apply the input bucket's notification to the queue: ObjectCreated, plus ObjectRemoved
+    with removals (what the template's SyncDeletes adds)."""
+    s3, _, _ = clients(res.get("endpoint"))
+    events = ["s3:ObjectCreated:*"] + (["s3:ObjectRemoved:*"] if removals else [])
     s3.put_bucket_notification_configuration(
         Bucket=res["input_bucket"],
         NotificationConfiguration={
             "QueueConfigurations": [
                 {
                     "QueueArn": res["queue_arn"],
-                    "Events": ["s3:ObjectCreated:*"],
-                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": prefix}]}},
+                    "Events": events,
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": res["input_prefix"]}]}},
                 }
             ]
         },
     )
-    res.update(endpoint=s3.meta.endpoint_url, input_prefix=prefix)
-    return res
+    return events
 
 
 def _empty_bucket(s3, bucket):
@@ -181,16 +197,24 @@ def main():
     s.add_argument("--prefix", default="uploads/")
     s.add_argument("--api", action="store_true", help="create everything by API, ignore the template")
     s.add_argument("--json", help="also write the resource description here (for teardown)")
+    s.add_argument("--no-notification", action="store_true", help="leave the bucket notification out (apply it with notify)")
+    n = sub.add_parser("notify", help="apply the bucket notification to the stack setup created")
+    n.add_argument("--json", required=True)
+    n.add_argument("--removals", action="store_true", help="also ObjectRemoved:* (for SYNC_DELETES=true)")
     t = sub.add_parser("teardown", help="delete what setup created")
     t.add_argument("--json", required=True)
     a = ap.parse_args()
     if a.cmd == "setup":
-        res = create(a.endpoint, a.visibility_timeout, a.max_receive, a.prefix, use_template=not a.api)
+        res = create(a.endpoint, a.visibility_timeout, a.max_receive, a.prefix, use_template=not a.api,
+                     notification=not a.no_notification)
         if a.json:
             Path(a.json).write_text(json.dumps(res, indent=2))
         print(env_lines(res))
         for part, origin in res["created_by"].items():
             print(f"# {part}: {origin}", file=sys.stderr)
+    elif a.cmd == "notify":
+        events = notify(json.loads(Path(a.json).read_text()), a.removals)
+        print(f"# notification: {', '.join(events)} (api)", file=sys.stderr)
     else:
         delete(json.loads(Path(a.json).read_text()))
 

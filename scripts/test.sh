@@ -32,6 +32,10 @@ scripts/libvips-matrix.sh
 step "end-to-end tests of the binary: worker, faults, load, Lambda shell (pytest)"
 THUMBS_BIN=target/release/thumbs .venv/bin/python -m pytest -q tests/e2e
 
+step "the demo in a real browser: make demo (backfill, dead letter, redrive, delete), then headless Chromium loads demo-out/index.html"
+# About 1.5 min; every image must load; screenshot in target/browser-check/demo.png, plus a negative control.
+THUMBS_BIN=target/release/thumbs scripts/browser-check.sh
+
 step "LocalStack: the template deployed with deploy.sh as it applies there, the worker on S3's own events (pytest)"
 # In a subshell, so its endpoint does not replace moto's for the steps below. About 2 min, plus about 3 min
 # the first time for the install (.venv-localstack).
