@@ -39,7 +39,7 @@ cross_env=(
   AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
   CFLAGS_aarch64_unknown_linux_gnu="--sysroot=$sysroot"
   CXXFLAGS_aarch64_unknown_linux_gnu="--sysroot=$sysroot"
-  # Size, for the 5 MB function.zip budget (the AWS SDK dominates; pixels are libvips' job, so
+  # Size, for the 6 MB function.zip budget (the AWS SDK dominates; pixels are libvips' job, so
   # optimising the Rust for size costs little). Only this target's build sees these.
   CARGO_PROFILE_RELEASE_OPT_LEVEL=z
   CARGO_PROFILE_RELEASE_LTO=fat
@@ -78,13 +78,15 @@ layer/zip-tree.sh "$stage/layer" "$dist/layer.zip"
 cp "$sysroot/.packages" "$dist/layer-debian-packages.txt"
 (cd "$dist" && sha256sum function.zip layer.zip >SHA256SUMS)
 
-# Budgets: function zip 5 MB, layer zip 50 MB (Lambda's direct-upload limit), unzipped 150 MB
-# (well under Lambda's 250 MB for function plus layers).
+# Budgets: function zip 6 MB (a guard against size creep, not a Lambda limit: it was 5 MB until
+# the operator commands and the S3/SQS calls of backfill, dlq and Batch Operations took it to
+# 4.97 MB), layer zip 50 MB (Lambda's direct-upload limit), unzipped 150 MB (well under
+# Lambda's 250 MB for function plus layers).
 check_size() { # NAME BYTES LIMIT
   echo "dist: $1 $(($2 / 1024)) KiB (limit $(($3 / 1024)) KiB)" >&2
   [ "$2" -le "$3" ] || { echo "dist: $1 is over its limit" >&2; exit 1; }
 }
-check_size function.zip "$(stat -c %s "$dist/function.zip")" $((5 * 1000 * 1000))
+check_size function.zip "$(stat -c %s "$dist/function.zip")" $((6 * 1000 * 1000))
 check_size layer.zip "$(stat -c %s "$dist/layer.zip")" $((50 * 1000 * 1000))
 check_size "unzipped function+layer" \
   "$(($(du -sb "$stage/function" | cut -f1) + $(du -sb "$stage/layer" | cut -f1)))" $((150 * 1000 * 1000))

@@ -61,7 +61,7 @@ impl SourceFormat {
 
 /// A refused loader's format in plain words: `VipsForeignLoadSvgBuffer` -> "SVG"; loaders
 /// that read many formats (ImageMagick) say nothing useful, so they get a generic phrase.
-fn describe_loader(loader: &str) -> &'static str {
+fn describe_loader(loader: &str) -> String {
     let name = loader.to_ascii_lowercase();
     let name = name.strip_prefix("vipsforeignload").unwrap_or(&name);
     [
@@ -80,7 +80,9 @@ fn describe_loader(loader: &str) -> &'static str {
     ]
     .into_iter()
     .find(|(prefix, _)| name.starts_with(prefix))
-    .map_or("this kind of", |(_, what)| what)
+    .map_or("files of this kind".to_string(), |(_, what)| {
+        format!("{what} files")
+    })
 }
 
 fn check_pixels(width: u32, height: u32, max: u64) -> Result<(), RenderError> {
@@ -172,9 +174,11 @@ pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, RenderError> {
                 )))
             }
             None => {
-                let what = loader.as_deref().map_or("this kind of", describe_loader);
+                let what = loader
+                    .as_deref()
+                    .map_or("files of this kind".to_string(), describe_loader);
                 return Err(RenderError::Unsupported(format!(
-                    "{what} files are not accepted; {ACCEPTED}"
+                    "{what} are not accepted; {ACCEPTED}"
                 )));
             }
         },

@@ -47,7 +47,10 @@ pub fn for_uploader(message: &str, fallback: &str) -> String {
             || lower.starts_with("unable to load")
             || lower.starts_with("unable to call")
             || lower.contains("@ error/")
-            || lower == "libvips failed without a message";
+            || lower == "libvips failed without a message"
+            // Where libvips' pipeline stopped, not what is wrong with the file.
+            || lower.starts_with("error in tile")
+            || lower == "out of order read";
         if line.is_empty() || internal || kept.iter().any(|k| k == line) {
             continue;
         }
@@ -71,7 +74,11 @@ mod tests {
                 "VipsJpeg: Premature end of JPEG file; VipsJpeg: out of order read",
                 "x"
             ),
-            "Premature end of JPEG file; out of order read"
+            "Premature end of JPEG file"
+        );
+        assert_eq!(
+            for_uploader("Premature end of input file; error in tile 0 x 296", "x"),
+            "Premature end of input file"
         );
         assert_eq!(
             for_uploader(
