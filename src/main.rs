@@ -214,12 +214,7 @@ async fn run_backfill(
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
+        shell::stop_requested().await;
         eprintln!("stopping after the page in hand...");
         flag.store(true, Ordering::Relaxed);
     });

@@ -33,3 +33,13 @@ pub async fn connect(config: PipelineConfig) -> Connected {
         dlq,
     }
 }
+
+/// Resolves when SIGTERM or SIGINT (Ctrl-C) arrives: what every long-running command stops on.
+pub async fn stop_requested() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

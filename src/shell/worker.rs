@@ -29,12 +29,7 @@ pub enum WorkerError {
 fn shutdown_signal() -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
+        super::stop_requested().await;
         info!("stop requested: finishing the messages in hand");
         let _ = tx.send(true);
     });
