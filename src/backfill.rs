@@ -95,31 +95,31 @@ impl AlreadyDone for NothingDone {
 /// `--only-missing`: an original is done when its manifest records the ETag it has now and
 /// the settings (presets, formats, quality, strategy) in force: the pipeline's own check.
 pub struct ManifestCurrent<S> {
-    pub store: S,
-    pub config: PipelineConfig,
+    store: S,
+    config: PipelineConfig,
+    /// `store::settings_fingerprint` of the settings, computed once.
+    fingerprint: String,
+}
+
+impl<S> ManifestCurrent<S> {
+    pub fn new(store: S, config: PipelineConfig) -> Self {
+        ManifestCurrent {
+            fingerprint: store::settings_fingerprint(&config.render),
+            store,
+            config,
+        }
+    }
 }
 
 impl<S: ObjectStore> AlreadyDone for ManifestCurrent<S> {
     async fn is_done(&self, bucket: &str, object: &Listed) -> Result<bool, StorageError> {
-        let original = ObjectRef {
-            bucket: bucket.to_string(),
-            key: object.key.clone(),
-            size: None,
-            etag: None,
-            version_id: None,
-            sequencer: None,
-        };
-        let current = store::current(&self.store, &self.config, &original)
+        let current = store::current(&self.store, &self.config, bucket, &object.key)
             .await
             .map_err(|f| StorageError::Transient(f.message))?;
         // Unreadable (or an older layout): render again rather than trust it.
-        Ok(current.manifest.is_some_and(|m| {
-            store::is_current(
-                &m,
-                object.etag.as_deref(),
-                &store::settings_fingerprint(&self.config.render),
-            )
-        }))
+        Ok(current
+            .manifest
+            .is_some_and(|m| store::is_current(&m, object.etag.as_deref(), &self.fingerprint)))
     }
 }
 
@@ -537,10 +537,7 @@ mod tests {
         ]))
         .unwrap();
         let now = store::settings_fingerprint(&config.render);
-        let check = ManifestCurrent {
-            store: MemoryStore::default(),
-            config,
-        };
+        let check = ManifestCurrent::new(MemoryStore::default(), config);
         manifest(
             &check.store,
             "uploads/0000 x.jpg",

@@ -337,7 +337,8 @@ impl<S: ObjectStore> Pipeline<S> {
             return Ok(Done::Skipped(why));
         }
         check_key_length(&self.config, object)?;
-        let current = store::current(&self.store, &self.config, object).await?;
+        let current =
+            store::current(&self.store, &self.config, &object.bucket, &object.key).await?;
         let nothing = |etag: Option<&str>| {
             current
                 .manifest
@@ -370,6 +371,7 @@ impl<S: ObjectStore> Pipeline<S> {
             &fetched,
             &rendered,
             &current,
+            &self.fingerprint,
         )
         .await?;
         if stored.is_none() {

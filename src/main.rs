@@ -221,10 +221,7 @@ async fn run_backfill(
     let mut bar = progress::Progress::new(std::io::stderr().is_terminal());
     let summary = match check {
         Some(config) => {
-            let done = Arc::new(ManifestCurrent {
-                store: store.clone(),
-                config,
-            });
+            let done = Arc::new(ManifestCurrent::new(store.clone(), config));
             backfill::run(&store, queue, done, &options, &stop, &mut bar).await
         }
         None => {

@@ -103,13 +103,15 @@ pub struct Current {
     pub etag: Option<String>,
 }
 
-/// Read the stored manifest. One that does not parse is treated as replaceable.
+/// Read the stored manifest of the original at `bucket`/`key`. One that does not parse is
+/// treated as replaceable.
 pub async fn current<S: ObjectStore>(
     store: &S,
     config: &PipelineConfig,
-    object: &ObjectRef,
+    bucket: &str,
+    key: &str,
 ) -> Result<Current, Failure> {
-    let key = manifest_key(config, &object.bucket, &object.key);
+    let key = manifest_key(config, bucket, key);
     Ok(match store.read(&config.output_bucket, &key).await? {
         None => Current::default(),
         Some(stored) => Current {
@@ -169,9 +171,9 @@ pub async fn store<S: ObjectStore>(
     fetched: &Fetched,
     rendered: &Rendered,
     current: &Current,
+    fingerprint: &str,
 ) -> Result<Option<Manifest>, Failure> {
     let folder = output_folder(config, &object.bucket, &object.key);
-    let fingerprint = settings_fingerprint(&config.render);
     let etag = fetched.etag.clone().unwrap_or_else(|| {
         rendered
             .renditions
@@ -179,7 +181,7 @@ pub async fn store<S: ObjectStore>(
             .map(|r| crate::digest::hex(&r.bytes))
             .collect()
     });
-    let tag = content_tag(&etag, &fingerprint);
+    let tag = content_tag(&etag, fingerprint);
     let metadata = metadata(object, fetched);
     let put = |key: String, body: Vec<u8>, content_type: &str, cache_control: &str| PutObject {
         bucket: config.output_bucket.clone(),
@@ -209,7 +211,7 @@ pub async fn store<S: ObjectStore>(
         ..Default::default()
     };
     let mut manifest = Manifest::new(rendered, origin, |r| rendition_key(&folder, r, &tag));
-    manifest.settings = fingerprint;
+    manifest.settings = fingerprint.to_string();
     if fetched.etag.is_some() && store.head(&object.bucket, &object.key).await? != fetched.etag {
         for rendition in &manifest.renditions {
             if let Err(e) = store.delete(&config.output_bucket, &rendition.key).await {
@@ -274,7 +276,7 @@ pub async fn remove<S: ObjectStore>(
     config: &PipelineConfig,
     object: &ObjectRef,
 ) -> Result<bool, Failure> {
-    let current = current(store, config, object).await?;
+    let current = current(store, config, &object.bucket, &object.key).await?;
     let Some(manifest) = &current.manifest else {
         return Ok(false);
     };
