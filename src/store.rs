@@ -66,7 +66,7 @@ pub fn content_tag(source_etag: &str, fingerprint: &str) -> String {
 /// longer than S3 allows: otherwise some renditions would be written and then the rest fail.
 pub fn check_key_length(config: &PipelineConfig, object: &ObjectRef) -> Result<(), Failure> {
     let folder = output_folder(config, &object.bucket, &object.key);
-    let tag_len = 16;
+    let tag_len = content_tag("", "").len();
     let longest_name = config
         .render
         .presets
