@@ -7,27 +7,27 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 demo: ## run the whole pipeline locally (local S3/SQS, worker, sample uploads) and write demo-out/index.html
-	scripts/demo.sh
+	scripts/demo/demo.sh
 
 test: ## every test: lint, unit, integration against local AWS, template checks, hermetic arm64 run
-	scripts/test.sh
+	scripts/check/test.sh
 
 dist: ## build dist/function.zip (arm64 bootstrap) and dist/layer.zip (libvips closure) from Debian packages
-	scripts/dist.sh
+	scripts/build/dist.sh
 
 bench: ## side-by-side benchmark against sharp and vipsthumbnail; writes docs/benchmarks/
-	scripts/bench.sh
+	scripts/bench/bench.sh
 
 bench-memory: ## worst-case peak memory of one render per input format at the limits; writes docs/benchmarks/memory.json
-	scripts/bench-memory.sh
+	scripts/bench/bench-memory.sh
 
 fuzz: ## fuzz thumbs render with mutated fixtures of every input format: panics, hangs, memory over budget
-	scripts/fuzz.sh $(ARGS)
+	scripts/bench/fuzz.sh $(ARGS)
 
 deploy: ## deploy the CloudFormation stack to your AWS account (see README)
-	scripts/deploy.sh $(ARGS)
+	scripts/deploy/deploy.sh $(ARGS)
 
 destroy: ## empty the stack's buckets and delete it (asks first)
-	scripts/destroy.sh $(ARGS)
+	scripts/deploy/destroy.sh $(ARGS)
 
 .PHONY: help demo test dist bench bench-memory fuzz deploy destroy

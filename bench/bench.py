@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PRESETS = "thumb=150x150:cover,small=480,large=1080"
-# The thumbs binary under test; --thumbs changes it (scripts/bench.sh passes a copy taken right
+# The thumbs binary under test; --thumbs changes it (scripts/bench/bench.sh passes a copy taken right
 # after its build, so another build in this shared work tree cannot swap it mid-run).
 THUMBS = ROOT / "target/release/thumbs"
 VIPSTHUMBNAIL_SIZES = {"thumb": ["-s", "150x150>", "-m", "attention"],
@@ -251,7 +251,7 @@ def sqs_event(bucket, key):
 
 
 STARTUP_EVENTS = ("test_event", "image_event")
-# The Lambda layer (layer/build-layer.sh via scripts/dist.sh) carries one libvips module, HEIF,
+# The Lambda layer (layer/build-layer.sh via scripts/build/dist.sh) carries one libvips module, HEIF,
 # found through VIPSHOME=/opt. Debian's libvips on this host loads five at start (heif, jxl,
 # magick, openslide, poppler, with their libraries), which a deployed bootstrap never does.
 LAYER_MODULES = ("heif",)

@@ -150,7 +150,7 @@ def main():
         help="the limits the inputs are made at, as in the binary's Limits: pixels (all "
         "formats), interlaced (progressive JPEG, Adam7 PNG), heif, gif",
     )
-    ap.add_argument("--runner", default="", help="prefix command, e.g. scripts/libvips-run.sh sid")
+    ap.add_argument("--runner", default="", help="prefix command, e.g. scripts/setup/libvips-run.sh sid")
     ap.add_argument("--label", default="")
     ap.add_argument("--out", required=True, help="JSON results file")
     args = ap.parse_args()

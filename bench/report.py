@@ -103,7 +103,7 @@ def main():
         L.append(f"Load average (1/5/15 min) when the run started: {' / '.join(la['start'])}; "
                  f"when it ended: {' / '.join(la.get('end', ['?']))} (the machine is shared; "
                  "other work running at the same time slows every contender, unevenly).\n")
-    L.append("Reproduce: `make bench` (= `scripts/bench.sh`: builds the corpus, installs the npm "
+    L.append("Reproduce: `make bench` (= `scripts/bench/bench.sh`: builds the corpus, installs the npm "
              "contender from bench/package-lock.json, builds target/release/thumbs, runs "
              "`bench/bench.py`, writes this page with `bench/report.py`). Raw figures: "
              "[results.json](results.json).\n")
@@ -130,7 +130,7 @@ def main():
     L.append("## Corpus\n")
     n12 = sum(1 for c in results["corpus"] if c["file"].startswith("jpeg/")
               and float(c["megapixels"]) >= 12)
-    L.append(f"`scripts/corpus.sh` -> target/bench-corpus/ ({len(results['corpus'])} files; "
+    L.append(f"`scripts/build/corpus.sh` -> target/bench-corpus/ ({len(results['corpus'])} files; "
              f"{n12} packaged JPEGs of 12 MP or more, copied byte for byte, nothing upscaled). "
              "Debian 12's wallpaper packages hold only four camera photos of 12 MP or more "
              "(kleiber, seeding, dragonfly, sunset); the other eight are a photographed painting, "

@@ -2,7 +2,7 @@
 # Turn shared libraries into a Lambda layer tree for /opt: the DT_NEEDED closure of the given
 # libraries, executables and libvips modules, copied under their sonames into OUT/lib (no
 # symlinks: zips and layers handle regular files best), stripped, the loader included, and the
-# chosen libvips modules where libvips looks for them with VIPSHOME=/opt. Used by scripts/dist.sh
+# chosen libvips modules where libvips looks for them with VIPSHOME=/opt. Used by scripts/build/dist.sh
 # (Debian sysroot) and by the Nix layer derivation (nix/layer.nix).
 #
 # Usage: layer/build-layer.sh --out DIR [--sysroot DIR] [--search DIR:DIR...]

@@ -1,4 +1,4 @@
-# `nix run .#deploy -- ARGS`: scripts/deploy.sh with the flake's aarch64 zips (override with
+# `nix run .#deploy -- ARGS`: scripts/deploy/deploy.sh with the flake's aarch64 zips (override with
 # FUNCTION_ZIP / LAYER_ZIP). Relative paths in ARGS resolve in the flake's source copy.
 { pkgs, self, lambda, layer }:
 let
@@ -7,7 +7,7 @@ let
     runtimeInputs = with pkgs; [ awscli2 coreutils gnugrep gnused gawk python3 ];
     text = ''
       export FUNCTION_ZIP="''${FUNCTION_ZIP:-${lambda}}" LAYER_ZIP="''${LAYER_ZIP:-${layer}}"
-      exec bash ${self}/scripts/deploy.sh "$@"
+      exec bash ${self}/scripts/deploy/deploy.sh "$@"
     '';
   };
 in

@@ -1,6 +1,6 @@
 # The Nix twin of dist/function.zip: the aarch64 thumbs binary as `bootstrap`, its ELF
 # interpreter and RPATH pointed at the layer (/opt/lib, RPATH not RUNPATH: see
-# scripts/dist.sh), store paths blanked, zipped reproducibly by the same script as `make dist`.
+# scripts/build/dist.sh), store paths blanked, zipped reproducibly by the same script as `make dist`.
 { runCommand, patchelf, zip, nukeReferences, thumbs, targetCc, self }:
 runCommand "thumbs-function.zip" { nativeBuildInputs = [ patchelf zip nukeReferences targetCc.bintools ]; } ''
   mkdir function

@@ -8,7 +8,7 @@ in
 runCommand "thumbs-layer.zip"
 {
   nativeBuildInputs = [ patchelf zip nukeReferences targetCc.bintools ];
-  # What the layer is made of, for inspection (scripts/check-nix.sh lists its libraries).
+  # What the layer is made of, for inspection (scripts/check/check-nix.sh lists its libraries).
   passthru = { inherit vips thumbs; inherit (targetCc) libc; gccLib = targetCc.cc.lib; };
 } ''
   export READELF=${targetCc.targetPrefix}readelf STRIP=${targetCc.targetPrefix}strip

@@ -1,6 +1,6 @@
 # The thumbs binary for the host platform of the package set that calls this (aarch64 for the
 # Lambda artifacts, the build machine for checks). forLambda optimises for size as
-# scripts/dist.sh does, for the 5 MB function.zip budget.
+# scripts/build/dist.sh does, for the 5 MB function.zip budget.
 { lib, rustPlatform, pkg-config, vips, glib, src, cargoToml, cargoLockFile, doCheck ? false, forLambda ? false }:
 rustPlatform.buildRustPackage {
   pname = "thumbs";

@@ -1,6 +1,6 @@
 //! Integration tests of the S3 storage, the SQS dead-letter queue and the Lambda handler
 //! against a local AWS emulator (moto). `make test` starts one and sets `AWS_ENDPOINT_URL`;
-//! by hand: `eval "$(scripts/local-aws.sh up)"`. Each test makes its own uuid-named buckets
+//! by hand: `eval "$(scripts/local-aws/local-aws.sh up)"`. Each test makes its own uuid-named buckets
 //! and queues.
 
 use aws_lambda_events::event::sqs::SqsEvent;
@@ -23,7 +23,7 @@ struct Local {
 async fn local() -> Local {
     assert!(
         std::env::var_os("AWS_ENDPOINT_URL").is_some(),
-        "AWS_ENDPOINT_URL is not set: start the emulator with `eval \"$(scripts/local-aws.sh up)\"` (make test does)"
+        "AWS_ENDPOINT_URL is not set: start the emulator with `eval \"$(scripts/local-aws/local-aws.sh up)\"` (make test does)"
     );
     let sdk = aws_config::load_from_env().await;
     let s3 = aws_sdk_s3::Client::from_conf(

@@ -587,7 +587,7 @@ fn patch_colours(name: &str) -> Vec<[u8; 3]> {
 
 #[test]
 fn cmyk_matches_littlecms_perceptual_with_black_point_compensation() {
-    // From scripts/cmyk-reference.py (see there and SOURCES.md): K100 black, rich black,
+    // From scripts/build/cmyk-reference.py (see there and SOURCES.md): K100 black, rich black,
     // M100+Y100 red, a light blue-grey. With Ghostscript's SWOP profile: LittleCMS 2.19
     // through Pillow's ImageCms. Without a profile (libvips' built-in CMYK profile) LittleCMS
     // releases disagree (SOURCES.md): 2.14's transicc (Debian 12; Debian 13's 2.16 renders

@@ -1,7 +1,7 @@
 """Fixtures for the process-level end-to-end tests: moto, uuid-named stacks, the real binary.
 
 The endpoint is AWS_ENDPOINT_URL when it answers, else a moto server started with
-scripts/local-aws.sh (and stopped again at the end if this session started it).
+scripts/local-aws/local-aws.sh (and stopped again at the end if this session started it).
 The binary is THUMBS_BIN (default target/release/thumbs); tests that need it fail, not skip,
 when it is missing, so a CI run without the binary is visibly red.
 """
@@ -19,7 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
-sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "scripts" / "local-aws"))
 
 import accounting  # noqa: E402
 import local_stack  # noqa: E402
@@ -37,14 +37,14 @@ def _answers(url):
 
 
 def emulator_endpoint(script, answers):
-    """Session fixture body: AWS_ENDPOINT_URL when answers(url), else the emulator `scripts/<script> up` starts
+    """Session fixture body: AWS_ENDPOINT_URL when answers(url), else the emulator `scripts/local-aws/<script> up` starts
     (and `down` at the end if this session started it)."""
     os.environ.update(CREDS)
     url = os.environ.get("AWS_ENDPOINT_URL")
     if url and answers(url):
         yield url
         return
-    script = str(ROOT / "scripts" / script)
+    script = str(ROOT / "scripts" / "local-aws" / script)
     already = subprocess.run([script, "env"], capture_output=True).returncode == 0
     out = subprocess.run([script, "up"], check=True, capture_output=True, text=True).stdout
     url = next(line.split("=", 1)[1] for line in out.splitlines() if line.startswith("export AWS_ENDPOINT_URL="))
@@ -164,7 +164,7 @@ def faultproxy(endpoint, tmp_path):
     def start(*flags, upstream=endpoint):
         log = open(tmp_path / f"faultproxy-{len(procs)}.log", "w")
         p = subprocess.Popen(
-            [sys.executable, str(ROOT / "scripts" / "faultproxy.py"), "--upstream", upstream, *flags],
+            [sys.executable, str(ROOT / "scripts" / "local-aws" / "faultproxy.py"), "--upstream", upstream, *flags],
             stdout=subprocess.PIPE, stderr=log, text=True,
         )
         procs.append(p)

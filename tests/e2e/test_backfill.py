@@ -1,6 +1,6 @@
 """`thumbs backfill`: originals that were in the bucket before the notification existed.
 
-BACKFILL_OBJECTS (default 1000) sets the size of the exactly-once test; scripts/backfill-bench.sh
+BACKFILL_OBJECTS (default 1000) sets the size of the exactly-once test; scripts/bench/backfill-bench.sh
 runs it with 10,000 and records the figures in target/e2e/backfill.json.
 """
 import json

@@ -27,7 +27,7 @@ def _free_port():
 def runtime_api(tmp_path):
     """The Runtime API emulator; yields its host:port."""
     if not CARGO_LAMBDA.exists():
-        pytest.fail(f"{CARGO_LAMBDA} missing: scripts/venv.sh installs cargo-lambda")
+        pytest.fail(f"{CARGO_LAMBDA} missing: scripts/setup/venv.sh installs cargo-lambda")
     port = _free_port()
     log = open(tmp_path / "cargo-lambda.log", "wb")
     p = subprocess.Popen([str(CARGO_LAMBDA), "lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1",

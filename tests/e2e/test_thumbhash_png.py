@@ -1,4 +1,4 @@
-"""scripts/thumbhash.py (the demo page's ThumbHash -> PNG) against the binary's own placeholders.
+"""scripts/demo/thumbhash.py (the demo page's ThumbHash -> PNG) against the binary's own placeholders.
 
 A ThumbHash's DC terms are the picture's average colour, so the decoded placeholder's mean
 must be close to the mean of the thumbnail rendered from the same source (measured by
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "scripts" / "demo"))
 import thumbhash  # noqa: E402
 
 

@@ -1,4 +1,4 @@
-"""scripts/deploy.sh and scripts/destroy.sh run for real against a moto server.
+"""scripts/deploy/deploy.sh and scripts/deploy/destroy.sh run for real against a moto server.
 
 moto's CloudFormation builds the buckets and queues but silently drops the bucket policies,
 public access blocks, ownership controls, lifecycle rules, the notification, the queue policy
@@ -23,7 +23,7 @@ OUTPUT_BUCKET = f"{STACK}-output-{ACCOUNT}-{REGION}"
 
 def run(script, *args, env, stdin=subprocess.DEVNULL):
     return subprocess.run(
-        [str(ROOT / "scripts" / script), *args],
+        [str(ROOT / "scripts" / "deploy" / script), *args],
         env=env, stdin=stdin, capture_output=True, text=True, timeout=300,
     )
 

@@ -1,10 +1,10 @@
-"""Fixtures for the LocalStack suite: one uuid-named stack deployed with scripts/deploy.sh, the real binary.
+"""Fixtures for the LocalStack suite: one uuid-named stack deployed with scripts/deploy/deploy.sh, the real binary.
 
 LocalStack applies what moto's CloudFormation drops (bucket notification, queue policy, public access blocks,
 alarms) and sends S3's own notifications, so here the template, not a test helper, wires S3 to SQS. Its Lambda
 needs Docker, so the stack is deployed with --no-function and `thumbs worker` consumes the queue instead.
 
-The endpoint is AWS_ENDPOINT_URL when LocalStack answers there, else one started with scripts/localstack.sh
+The endpoint is AWS_ENDPOINT_URL when LocalStack answers there, else one started with scripts/local-aws/localstack.sh
 (and stopped again at the end if this session started it). The binary is THUMBS_BIN (default
 target/release/thumbs); a missing binary fails the tests that need it. test_applied.py runs first, while no
 worker consumes the queue.
@@ -60,20 +60,20 @@ def client(service, endpoint):
 
 
 def script_env(endpoint):
-    """Environment for scripts/deploy.sh: the emulator, fake credentials, no user AWS config."""
+    """Environment for scripts/deploy/deploy.sh: the emulator, fake credentials, no user AWS config."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(e2e.CREDS, AWS_ENDPOINT_URL=endpoint, AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null")
     return env
 
 
 def deploy(stack, tmp, endpoint, *extra):
-    """scripts/deploy.sh without the function (LocalStack's Lambda needs Docker), fake zips for the artifacts."""
+    """scripts/deploy/deploy.sh without the function (LocalStack's Lambda needs Docker), fake zips for the artifacts."""
     zips = {}
     for name in ("function", "layer"):
         zips[name] = tmp / f"{name}.zip"
         with zipfile.ZipFile(zips[name], "w") as z:
             z.writestr("README", f"not deployed: {name}")
-    args = [str(ROOT / "scripts" / "deploy.sh"), "--stack-name", stack, "--no-function",
+    args = [str(ROOT / "scripts" / "deploy" / "deploy.sh"), "--stack-name", stack, "--no-function",
             "--function-zip", str(zips["function"]), "--layer-zip", str(zips["layer"]),
             "--artifacts-bucket", f"{stack}-artifacts", *extra]
     # A stack update that never finishes (LocalStack loops on some templates) shows up as this timeout.
@@ -105,7 +105,7 @@ def stack(endpoint, tmp_path_factory):
     }
     res["queued_at_deploy"] = drain(sqs, res["queue_url"], quiet_for=2)
     yield res
-    destroyed = subprocess.run([str(ROOT / "scripts" / "destroy.sh"), "--stack-name", name, "--yes"],
+    destroyed = subprocess.run([str(ROOT / "scripts" / "deploy" / "destroy.sh"), "--stack-name", name, "--yes"],
                                env=script_env(endpoint), capture_output=True, text=True, timeout=240)
     assert destroyed.returncode == 0, destroyed.stderr
     s3 = client("s3", endpoint)  # destroy.sh keeps the artifacts bucket (shared on AWS); this one is the test's

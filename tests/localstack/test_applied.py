@@ -1,4 +1,4 @@
-"""What LocalStack's CloudFormation applied from cloudformation/template.yaml, deployed with scripts/deploy.sh.
+"""What LocalStack's CloudFormation applied from cloudformation/template.yaml, deployed with scripts/deploy/deploy.sh.
 
 moto drops these parts (tests/infra can only read them in the template); here each is read back from the
 service that enforces or uses it. Runs before test_pipeline.py (no worker is consuming the queue here)."""

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Negative controls for scripts/nix-eval.sh: each defect the flake once had, put back into a copy
+# Negative controls for scripts/check/nix-eval.sh: each defect the flake once had, put back into a copy
 # of the repository, must make the evaluation fail with that defect's own error. A control that
 # evaluates cleanly (or fails for another reason) fails this test.
 # Usage: tests/nix/negative-controls.sh SRC WORKDIR   (SRC: a clean copy, as nix-eval.sh takes)
@@ -20,7 +20,7 @@ control() {
     failed=1
     return
   fi
-  if "$repo/scripts/nix-eval.sh" "$copy" "$work/$name/run" >"$work/$name/log" 2>&1; then
+  if "$repo/scripts/check/nix-eval.sh" "$copy" "$work/$name/run" >"$work/$name/log" 2>&1; then
     echo "negative-control $name: NOT caught (the evaluation passed)" >&2
     failed=1
   elif grep -qE "$expected" "$work/$name/log"; then

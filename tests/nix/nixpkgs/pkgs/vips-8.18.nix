@@ -1,6 +1,6 @@
 # Stand-in for nixpkgs' vips 8.18 package (nixpkgs-unstable, the 26.05 line): compared with
 # 8.17.3 it takes `libraw`, `libultrahdr` and `withDevDoc`, and passes `-Ddocs=true` only with
-# withDevDoc. Used by scripts/check-nix.sh to evaluate the lean override against the next release.
+# withDevDoc. Used by scripts/check/check-nix.sh to evaluate the lean override against the next release.
 { lib
 , stdenv
 , fetchFromGitHub

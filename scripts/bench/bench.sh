@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# make bench: thumbs vs Node.js/sharp vs vipsthumbnail on a corpus of Debian wallpaper photos.
+# Installs what it needs (Debian packages, the pinned npm contender, the project venv for moto),
+# builds target/release/thumbs, runs bench/bench.py and writes docs/benchmarks/.
+# Extra arguments go to bench/bench.py (e.g. --rounds 1 --single-rounds 1 --startup-trials 2).
+# Takes about 15 minutes on 2 cores. Not part of make test.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+scripts/setup/apt.sh libvips-tools libimage-exiftool-perl libheif-examples util-linux python3 \
+  libvips-dev pkg-config
+# Debian's nodejs/npm, unless a Node.js (e.g. NodeSource's, which bundles npm) is there already.
+command -v node >/dev/null || scripts/setup/apt.sh nodejs
+command -v npm >/dev/null || scripts/setup/apt.sh npm
+scripts/setup/venv.sh
+scripts/build/corpus.sh
+(cd bench && npm ci --no-audit --no-fund --loglevel=error)
+# Build and snapshot the binary under the build lock: other engineers build in this work tree
+# too, and a rebuild during the run must not swap the binary between contenders' rounds.
+# The .commit file says which commit it was built from, "+dirty" if src/ or Cargo.* differed.
+mkdir -p target/bench-results
+flock /tmp/rust-build.lock sh -c 'cargo build --release --bin thumbs &&
+  cp target/release/thumbs target/bench-results/thumbs &&
+  { git rev-parse --short HEAD | tr -d "\n"
+    git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || printf +dirty
+    echo; } >target/bench-results/thumbs.commit'
+results=target/bench-results/results.json
+.venv/bin/python bench/bench.py --thumbs target/bench-results/thumbs --out "$results" "$@"
+mkdir -p docs/benchmarks
+cp "$results" docs/benchmarks/results.json
+python3 bench/report.py docs/benchmarks/results.json docs/benchmarks
+echo "report: docs/benchmarks/README.md"
