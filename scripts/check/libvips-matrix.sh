@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The libvips version matrix of make test: the golden render tests (tests/render.rs, the test
+# The libvips version matrix of `make test`: the golden render tests on libvips 8.14, 8.16 and 8.18.
+# The golden render tests (tests/render.rs, the test
 # binary cargo builds here against Debian 12's libvips) run against Debian 12's 8.14 (the
 # system), Debian 13's 8.16 and unstable's 8.18 (library roots from scripts/setup/libvips-root.sh,
 # each run through its own loader). For the unpacked roots, the loader's trace must show that
@@ -22,7 +23,7 @@ for release in "${releases[@]}"; do
     version=$(pkg-config --modversion vips)
   else
     root=$(scripts/setup/libvips-root.sh "$release")
-    version=$(sed -n 's/^libvips42t64_\([^-_]*\).*/\1/p' "$root/.packages")
+    version=$(sed -n 's/^libvips42t64=\([^-]*\).*/\1/p' "$root/.packages")
   fi
   echo "--- libvips $version ($release)"
   if [ "$release" = bookworm ]; then
