@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Backfill of 10,000 originals on the local AWS (moto), measured once: list + enqueue time and
-# rate, then every one rendered exactly once by a worker. Not part of `make test` (which runs
+# Benchmark of `thumbs backfill` at 10,000 originals on the local AWS (moto), by hand.
+# Measured once: list + enqueue time and rate, then every one rendered exactly once by a worker. Not part of `make test` (which runs
 # the same test with 1,000). Figures: target/e2e/backfill.json. Usage: scripts/bench/backfill-bench.sh [N]
 set -euo pipefail
 cd "$(dirname "$0")/../.."

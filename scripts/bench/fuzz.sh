@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# make fuzz: mutated and header-edited copies of the fixtures of every accepted input format,
-# each run through `thumbs render` with a time limit and its peak memory measured; reports
+# make fuzz: hunt for panics, hangs and memory overruns in `thumbs render` with mutated fixtures.
+# Mutated and header-edited copies of the fixtures of every accepted input format, each run through `thumbs render` with a time limit and its peak memory measured; reports
 # panics, hangs and runs over the memory budget (bench/fuzz.py says how). Writes
 # target/fuzz/results.json and keeps the findings in target/fuzz/findings. Not part of make test.
 # Extra arguments go to bench/fuzz.py (defaults: --seed 1 --cases 3000 --jobs 2 --timeout 20

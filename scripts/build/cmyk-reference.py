@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Reference sRGB colours of the CMYK patch fixtures, computed by LittleCMS (through Pillow's
-ImageCms), not by libvips: perceptual intent with black-point compensation, the way Photoshop
+"""Reference sRGB colours of the CMYK patch fixtures, for the golden numbers in tests/render.rs.
+
+Computed by LittleCMS (through Pillow's ImageCms), not by libvips: perceptual intent with black-point compensation, the way Photoshop
 and sharp convert CMYK. Files without a profile use libvips' built-in CMYK profile (written out
 by `vips tiffsave --profile cmyk`), since that is what "no profile" means to the engine, and
 the target is libvips' built-in sRGB profile, the one the engine converts to.

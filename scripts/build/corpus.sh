@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Freely licensed source images from Debian packages.
+# Freely licensed source images from Debian packages: the benchmark corpus and the fixtures' sources.
 #   scripts/build/corpus.sh extract PKG...  download PKG's .deb (no install) and unpack it under
-#                                     .cache/debsrc/PKG; prints one directory per package
+#                                           .cache/debsrc/PKG; prints one directory per package
 #   scripts/build/corpus.sh [build]         build the benchmark corpus in target/bench-corpus/
 # Safe to run twice: downloads and derived files are reused when present.
 set -euo pipefail

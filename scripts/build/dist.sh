@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make dist`: dist/function.zip (aarch64 `bootstrap`) and dist/layer.zip (libvips closure + glibc
-# + loader, for /opt) from Debian 12's arm64 packages. Reproducible: the same commit on the same
+# `make dist`: the Lambda artifacts, dist/function.zip and dist/layer.zip, from Debian 12's arm64 packages.
+# function.zip holds the aarch64 `bootstrap`; layer.zip the libvips closure + glibc + loader, for /opt. Reproducible: the same commit on the same
 # Debian snapshot gives byte-identical zips. Safe to run twice.
 # Env: DIST_DIR (default dist), SOURCE_DATE_EPOCH (default 315532800, 1980-01-01: zip's epoch).
 set -euo pipefail

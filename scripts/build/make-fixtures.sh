@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Regenerate tests/fixtures/ from freely licensed photos in Debian packages
-# (see tests/fixtures/SOURCES.md). Safe to run twice; output is deterministic for the
+# Regenerate tests/fixtures/ from freely licensed photos in Debian packages (tests/fixtures/SOURCES.md).
+# Safe to run twice; output is deterministic for the
 # same Debian package versions, except the HEVC/AV1 encoders may differ by a few bytes.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The demo page in a real browser (a step of `make test`): run the demo, then headless Chromium
-# (Debian's) loads demo-out/index.html; every <img> must load. Artifacts in target/browser-check/:
+# The demo page in a real browser, a step of `make test`: every image on it must load.
+# Runs the demo, then headless Chromium (Debian's) loads demo-out/index.html; every <img> must load. Artifacts in target/browser-check/:
 # demo.png (screenshot of the whole page), demo.log (the demo's output), and the negative
 # control: the same page with one thumbnail file corrupted must fail the check.
 # Env: THUMBS_BIN (passed to the demo: use this binary instead of building one).

@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# The Nix checks of `make test` (the last step of scripts/check/test.sh), runnable here without
-# nixpkgs, a binary cache or a preinstalled Nix:
+# The Nix checks of `make test` (its last step), runnable without nixpkgs, a binary cache or a Nix install:
 #   - nixpkgs-fmt --check and deadnix on the project's Nix files (not the copied nixpkgs lib)
 #   - flake.lock is a well-formed v7 lock pinning the input flake.nix names
 #   - files the Nix code reads from the repository exist

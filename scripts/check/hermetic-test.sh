@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The proof as Lambda runs it: unpack dist/layer.zip at /opt and dist/function.zip at /var/task
+# The arm64 zips run as Lambda runs them, in a root holding nothing else (a step of `make test`).
+# Unpack dist/layer.zip at /opt and dist/function.zip at /var/task
 # in a bubblewrap root that holds nothing else (tmpfs /tmp, /proc, /dev; no host /usr or /lib),
 # run the aarch64 bootstrap under qemu-aarch64-static (called explicitly: binfmt_misc is not
 # mounted here) with Lambda's environment, a local Runtime API and S3/SQS on a moto server of its

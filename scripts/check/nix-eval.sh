@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Evaluate the flake in SRC (a plain copy of the repository) from a cold store, with a private
-# Nix (scripts/setup/nix-install.sh), against the project's stand-in nixpkgs (tests/nix/nixpkgs: the
+# Evaluate every output of the flake in SRC (a plain copy of the repository) from a cold store.
+# With a private Nix (scripts/setup/nix-install.sh), against the project's stand-in nixpkgs (tests/nix/nixpkgs: the
 # real nixpkgs lib at 25.11 and stub packages). Fails on the first output that does not evaluate.
 #   1. nix flake check --no-build --all-systems, with no warning
 #   2. nix eval: the drvPath of every package, dev shell, check and formatter, every app's program

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Every check of the infrastructure: shellcheck of the deploy scripts, cfn-lint and checkov of
-# the template, and the pytest suite in tests/infra (static template checks, then deploy.sh and
+# Every check of the infrastructure (a step of `make test`): the template and the deploy scripts.
+# Shellcheck of the deploy scripts, cfn-lint and checkov of the template, and the pytest suite in tests/infra (static template checks, then deploy.sh and
 # destroy.sh run against a moto server on a free loopback port).
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -1,5 +1,5 @@
-# Sourced by scripts/deploy/deploy.sh and scripts/deploy/destroy.sh (which define die): sets the array `aws`
-# to the CLI to call, with --endpoint-url when AWS_ENDPOINT_URL points at an emulator.
+# The AWS CLI the deploy scripts call (sourced by deploy.sh and destroy.sh, which define die).
+# Sets the array `aws` to the CLI to call, with --endpoint-url when AWS_ENDPOINT_URL points at an emulator.
 # shellcheck shell=bash
 if [ -x .venv/bin/aws ]; then
   aws=(.venv/bin/aws)

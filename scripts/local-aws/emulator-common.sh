@@ -1,5 +1,6 @@
-# Sourced by scripts/local-aws/local-aws.sh (moto) and scripts/local-aws/localstack.sh: `up [PORT]`, `env` and `down` for one local
-# AWS emulator on a loopback port, with its pid, port and log in $state. The caller sets
+# The start/stop logic both local AWS emulators share (sourced by local-aws.sh and localstack.sh).
+# `up [PORT]`, `env` and `down` for one local AWS emulator on a loopback port, with its pid, port
+# and log in $state. The caller sets
 #   name, state, log, marker (a word of the server's command line), default_port, start_tries (x 0.1 s)
 # and defines
 #   answers PORT       succeeds when the server is up

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run a program built here against one Debian release's libvips: `bookworm` is the system's
+# Run a program built here against one Debian release's libvips (8.14, 8.16 or 8.18).
+# `bookworm` is the system's
 # (Debian 12, 8.14); `trixie` (Debian 13, 8.16) and `sid` (unstable, 8.18) run from the library
 # root of scripts/setup/libvips-root.sh through that release's own loader, so nothing comes from the
 # system (libvips keeps its soname across 8.x). Usage: scripts/setup/libvips-run.sh RELEASE PROGRAM [ARG...]
