@@ -26,7 +26,15 @@ build-users-group =
 warn-dirty = false
 allow-import-from-derivation = false"
 flake="path:$src"
-run() { "$nix" --store "$work/store" "$@" --override-input nixpkgs "path:$work/nixpkgs" 2> >(grep -v -e 'not writing modified lock file' -e "Updated input 'nixpkgs'" -e "^    '" -e '^  → ' >&2); }
+# Nix's stderr without the lock-override chatter. Filtered after nix exits, not through a process
+# substitution: that one is not waited for, so a caller reading the redirected stderr (the error
+# text, the warnings) could read it before the filter had written it.
+run() {
+  local status=0
+  "$nix" --store "$work/store" "$@" --override-input nixpkgs "path:$work/nixpkgs" 2>"$work/nix.stderr" || status=$?
+  grep -v -e 'not writing modified lock file' -e "Updated input 'nixpkgs'" -e "^    '" -e '^  → ' "$work/nix.stderr" >&2 || true
+  return "$status"
+}
 say() { echo "nix-eval: $*"; }
 
 run flake check --no-build --all-systems "$flake" 2>"$work/flake-check.log" || {
