@@ -17,7 +17,7 @@ use tracing::warn;
 
 use crate::config::PipelineConfig;
 use crate::event_body;
-use crate::notification::ObjectRef;
+use crate::model::ObjectRef;
 use crate::progress::Progress;
 use crate::queue::{send_all, Outgoing, Queue, BATCH};
 use crate::storage::{Listed, ObjectLister, ObjectStore, StorageError};

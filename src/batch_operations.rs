@@ -11,9 +11,10 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::batch::{Message, MessageOutcome, Pipeline};
+use crate::batch::Pipeline;
 use crate::event_body;
-use crate::notification::{decode_key, ObjectRef};
+use crate::model::{Message, MessageOutcome, ObjectRef};
+use crate::notification::decode_key;
 use crate::storage::ObjectStore;
 
 /// Who announces Batch Operations tasks in the synthetic event.

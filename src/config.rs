@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use crate::render::{
+use crate::model::{
     parse_formats, parse_presets, parse_quality, Limits, PresetError, RenderSettings, Strategy,
     DEFAULT_FORMATS, DEFAULT_PRESETS, DEFAULT_QUALITY,
 };

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Map, Value};
 
-use crate::notification::ObjectRef;
+use crate::model::ObjectRef;
 
 /// What S3 leaves unescaped in event keys: unreserved characters and `/`. A space becomes
 /// `+` (below), so a literal `+` must be escaped: it is not in this list.

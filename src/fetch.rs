@@ -1,8 +1,7 @@
 //! Fetch an original, refusing one that is too large before downloading it.
 
 use crate::config::PipelineConfig;
-use crate::error::Failure;
-use crate::notification::ObjectRef;
+use crate::model::{Failure, ObjectRef};
 use crate::storage::{Fetched, ObjectStore, StorageError};
 
 /// `Ok(None)`: the key no longer holds the upload the event announced (it was overwritten);

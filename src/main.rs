@@ -313,7 +313,7 @@ fn pipeline_config() -> anyhow::Result<PipelineConfig> {
 fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .on_thread_stop(thumbs::vips::thread_shutdown)
+        .on_thread_stop(thumbs::render::thread_shutdown)
         .build()?)
 }
 

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use aws_sdk_sqs::types::MessageAttributeValue;
 use tracing::{error, warn};
 
-use crate::batch::{DeadLetter, MessageOutcome};
+use crate::model::{DeadLetter, MessageOutcome};
 
 /// Where permanent failures go.
 pub trait DeadLetterQueue: Send + Sync + 'static {
@@ -187,7 +187,7 @@ impl DeadLetterQueue for MemoryDeadLetters {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Failure;
+    use crate::model::Failure;
 
     fn letter(key: &str, body: String) -> DeadLetter {
         DeadLetter {

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
-use crate::notification::ObjectRef;
+use crate::model::{Failure, ObjectRef};
 
 /// S3's limits on what one PUT may carry.
 pub const MAX_KEY_BYTES: usize = 1024;
@@ -45,6 +45,24 @@ impl StorageError {
             self,
             StorageError::Transient(_) | StorageError::AccessDenied(_)
         )
+    }
+}
+
+impl From<StorageError> for Failure {
+    fn from(e: StorageError) -> Self {
+        let kind = match &e {
+            StorageError::NotFound => "not_found",
+            StorageError::Changed(_) => "changed",
+            StorageError::AccessDenied(_) => "access_denied",
+            StorageError::TooLarge { .. } => "too_large",
+            StorageError::Transient(_) => "storage_unavailable",
+            StorageError::Other(_) => "storage",
+        };
+        Failure {
+            kind,
+            retryable: e.is_retryable(),
+            message: e.to_string(),
+        }
     }
 }
 
@@ -591,6 +609,17 @@ impl ObjectStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::RenderError;
+
+    #[test]
+    fn transient_and_access_denied_storage_errors_are_retryable() {
+        assert!(Failure::from(StorageError::Transient("503".into())).retryable);
+        assert!(Failure::from(StorageError::AccessDenied("x".into())).retryable);
+        assert!(!Failure::from(StorageError::NotFound).retryable);
+        assert!(!Failure::from(StorageError::Other("NoSuchBucket".into())).retryable);
+        assert!(!Failure::from(RenderError::Empty).retryable);
+        assert_eq!(Failure::from(RenderError::Empty).kind, "empty");
+    }
 
     /// One row per code of the README's table: (code, HTTP status, retried?).
     const TABLE: &[(&str, u16, bool)] = &[

@@ -9,9 +9,10 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use tracing::warn;
 
 use crate::config::PipelineConfig;
-use crate::error::Failure;
-use crate::notification::{sequencer_is_newer, ObjectRef};
-use crate::render::{Manifest, ManifestSource, RenderSettings, Rendered, Rendition};
+use crate::model::{
+    sequencer_is_newer, Failure, Manifest, ManifestSource, ObjectRef, RenderSettings, Rendered,
+    Rendition,
+};
 use crate::storage::{
     Fetched, ObjectStore, Precondition, PutObject, StorageError, MAX_KEY_BYTES, MAX_METADATA_BYTES,
 };

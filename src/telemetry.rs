@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 use tracing_subscriber::EnvFilter;
 
-use crate::error::Failure;
+use crate::model::Failure;
 
 static EMF: OnceLock<bool> = OnceLock::new();
 

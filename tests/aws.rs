@@ -6,7 +6,7 @@
 use aws_lambda_events::event::sqs::SqsEvent;
 use thumbs::batch::Pipeline;
 use thumbs::config::{Env, PipelineConfig};
-use thumbs::notification::ObjectRef;
+use thumbs::model::ObjectRef;
 use thumbs::report::SqsDeadLetters;
 use thumbs::shell::lambda;
 use thumbs::storage::{ObjectStore, S3Store, StorageError};

@@ -1,10 +1,10 @@
 //! Golden tests of the render stage on the real images in tests/fixtures (see SOURCES.md for
 //! where each comes from and what it should look like).
 
-use thumbs::render::{
-    parse_formats, render, Format, Limits, RenderError, RenderSettings, Rendered, Strategy,
-    MAX_SIDE,
+use thumbs::model::{
+    parse_formats, Format, Limits, RenderError, RenderSettings, Rendered, Strategy, MAX_SIDE,
 };
+use thumbs::render::render;
 use thumbs::vips::Image;
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -565,9 +565,9 @@ fn lossless_jpeg_is_unsupported_and_says_why() {
 /// sRGB of the four patches (centres) of a rendered CMYK patch fixture.
 fn patch_colours(name: &str) -> Vec<[u8; 3]> {
     let settings = RenderSettings {
-        presets: thumbs::render::parse_presets("full=128").unwrap(),
+        presets: thumbs::model::parse_presets("full=128").unwrap(),
         formats: parse_formats("jpeg").unwrap(),
-        quality: thumbs::render::parse_quality("jpeg=100").unwrap(),
+        quality: thumbs::model::parse_quality("jpeg=100").unwrap(),
         ..RenderSettings::default()
     };
     let rendered = render(&fixture(name), &settings).unwrap();

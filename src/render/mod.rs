@@ -5,75 +5,24 @@
 //! then each preset, largest first, from the smallest whole picture made so far, each encoded
 //! in every output format, plus a tiny placeholder for the manifest.
 
-mod manifest;
-mod preset;
 mod probe;
 mod reason;
 mod sniff;
 mod webp;
 
-pub use manifest::{Manifest, ManifestFailure, ManifestRendition, ManifestSource};
-pub use preset::{
-    parse_formats, parse_presets, parse_quality, Fit, Format, Preset, PresetError, Quality,
-    DEFAULT_FORMATS, DEFAULT_PRESETS, DEFAULT_QUALITY, MAX_SIDE,
-};
-pub use probe::{probe, Limits, Probe, MAX_BANDS};
+pub use probe::{probe, MAX_BANDS};
 
+use crate::model::{
+    FailedRendition, Fit, Format, Probe, RenderError, RenderSettings, Rendered, Rendition, Strategy,
+};
 use crate::vips::{self, Image, Saver, UNBOUNDED};
 use base64::Engine as _;
 
-/// Why an image (or one of its renditions) could not be rendered. All but `Resources` are
-/// permanent: the same bytes fail the same way, so retrying is pointless. Messages are
-/// written for the person who uploaded the file, never in libvips' words.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RenderError {
-    #[error("the file is empty")]
-    Empty,
-    #[error("the file is {bytes} bytes, over the limit of {max} bytes")]
-    TooLarge { bytes: u64, max: u64 },
-    #[error("the image declares {width}x{height} pixels, over the limit of {max} pixels")]
-    TooManyPixels { width: u32, height: u32, max: u64 },
-    #[error("unsupported format: {0}")]
-    Unsupported(String),
-    #[error("corrupt or truncated image: {0}")]
-    Corrupt(String),
-    #[error("could not encode {format}: {message}")]
-    Encode { format: Format, message: String },
-    /// The machine ran short (memory, temporary disk, file handles): not the file's fault.
-    #[error("the server ran out of resources while rendering: {0}")]
-    Resources(String),
-    /// A bug of ours (a panic while rendering), caught so one file cannot stop the others.
-    #[error("internal error while rendering: {0}")]
-    Internal(String),
-    /// Some renditions were made and stored, these were not.
-    #[error("{failed} of {total} renditions could not be made: {reasons}")]
-    Incomplete {
-        failed: usize,
-        total: usize,
-        reasons: String,
-    },
-}
-
-impl RenderError {
-    /// A short, stable name for logs, metrics and DLQ attributes.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            RenderError::Empty => "empty",
-            RenderError::TooLarge { .. } => "too_large",
-            RenderError::TooManyPixels { .. } => "too_many_pixels",
-            RenderError::Unsupported(_) => "unsupported",
-            RenderError::Corrupt(_) => "corrupt",
-            RenderError::Encode { .. } => "encode",
-            RenderError::Resources(_) => "out_of_resources",
-            RenderError::Internal(_) => "internal",
-            RenderError::Incomplete { .. } => "incomplete",
-        }
-    }
-
-    /// Only a shortage of the machine's resources may go away on another try.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, RenderError::Resources(_))
-    }
+/// Free this thread's libvips state; call on a thread that rendered before it exits (tokio's
+/// blocking pool starts and ends threads as load comes and goes). The shells call this, so
+/// they need not know libvips.
+pub fn thread_shutdown() {
+    vips::thread_shutdown();
 }
 
 /// A libvips failure while decoding or processing: the bytes are not a usable image, unless
@@ -100,52 +49,7 @@ fn encode_error(format: Format, e: &vips::VipsError) -> RenderError {
     }
 }
 
-/// How decoding is shared between presets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Strategy {
-    /// Decode once (shrink-on-load to the largest size needed), derive every preset from it.
-    #[default]
-    SharedDecode,
-    /// One shrink-on-load thumbnail call per preset: the libvips maintainer's advice for
-    /// quality; kept for comparison in the benchmark.
-    PerPreset,
-}
-
-impl std::str::FromStr for Strategy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "shared" => Ok(Strategy::SharedDecode),
-            "per-preset" => Ok(Strategy::PerPreset),
-            other => Err(format!(
-                "unknown strategy `{other}` (use shared or per-preset)"
-            )),
-        }
-    }
-}
-
-/// Everything the renderer needs, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RenderSettings {
-    pub presets: Vec<Preset>,
-    pub formats: Vec<Format>,
-    pub quality: Quality,
-    pub limits: Limits,
-    pub strategy: Strategy,
-}
-
-impl Default for RenderSettings {
-    fn default() -> Self {
-        RenderSettings {
-            presets: parse_presets(DEFAULT_PRESETS).expect("valid default"),
-            formats: parse_formats(DEFAULT_FORMATS).expect("valid default"),
-            quality: Quality::default(),
-            limits: Limits::default(),
-            strategy: Strategy::default(),
-        }
-    }
-}
-
+// The settings are shared (`model`); what libvips does with them is here, beside libvips.
 impl RenderSettings {
     /// Fail at start-up, not on the first upload, if this libvips cannot write a format
     /// (AVIF needs libheif with an AV1 encoder).
@@ -173,63 +77,6 @@ impl RenderSettings {
             Format::Jpeg => Saver::Jpeg { quality },
             Format::Avif => Saver::Avif { quality },
         }
-    }
-}
-
-/// One encoded output.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rendition {
-    pub preset: String,
-    pub format: Format,
-    pub width: u32,
-    pub height: u32,
-    pub bytes: Vec<u8>,
-}
-
-impl Rendition {
-    /// The file name inside the original's output folder, e.g. `thumb.webp`.
-    pub fn file_name(&self) -> String {
-        format!("{}.{}", self.preset, self.format.extension())
-    }
-}
-
-/// A rendition that could not be made, while others of the same original were.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FailedRendition {
-    pub preset: String,
-    pub format: Format,
-    pub error: RenderError,
-}
-
-/// Everything made from one original.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rendered {
-    pub source: Probe,
-    pub source_bytes: u64,
-    /// ThumbHash of the picture, base64: a ~25-byte placeholder a page can show at once.
-    pub placeholder: String,
-    pub renditions: Vec<Rendition>,
-    /// One preset's (or format's) failure does not cost the others: the renditions that
-    /// could be made are kept, and these are listed in the manifest and reported.
-    pub failed: Vec<FailedRendition>,
-}
-
-impl Rendered {
-    /// The error to report once the renditions that were made are stored, if any failed.
-    pub fn incomplete(&self) -> Option<RenderError> {
-        if self.failed.is_empty() {
-            return None;
-        }
-        let reasons: Vec<String> = self
-            .failed
-            .iter()
-            .map(|f| format!("{} {}: {}", f.preset, f.format, f.error))
-            .collect();
-        Some(RenderError::Incomplete {
-            failed: self.failed.len(),
-            total: self.failed.len() + self.renditions.len(),
-            reasons: reasons.join("; "),
-        })
     }
 }
 

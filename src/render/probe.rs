@@ -1,7 +1,8 @@
 //! The checks that run before any pixel is decoded: size in bytes, format from the bytes (an
 //! allow-list of loaders), and the pixel count declared in the header.
 
-use super::{sniff, RenderError};
+use super::sniff;
+use crate::model::{Limits, Probe, RenderError};
 use crate::vips::Image;
 
 /// Most bands an accepted image may declare: CMYK plus alpha is 5; RGB + alpha + a few extra
@@ -92,38 +93,7 @@ fn check_pixels(width: u32, height: u32, max: u64) -> Result<(), RenderError> {
     Ok(())
 }
 
-/// Limits that hold before decoding. Pixel limits differ by format because decoders differ in
-/// what they hold at once: baseline JPEG, plain PNG, WebP and TIFF stream rows (64 MP peaks at
-/// 66-115 MB), while progressive JPEG and interlaced PNG (every pass must be kept), GIF (a
-/// whole RGBA frame) and HEIC/AVIF (whole planes, then RGB) hold the picture several times
-/// over (64 MP peaks at 372-675 MB). Each limit below keeps the worst accepted image of its
-/// kind under a 512 MB peak (`make bench-memory`, docs/benchmarks/memory.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    pub max_bytes: u64,
-    /// Every format; the ones below can only be lower.
-    pub max_pixels: u64,
-    /// Progressive JPEG and interlaced (Adam7) PNG.
-    pub max_pixels_interlaced: u64,
-    /// HEIC and AVIF.
-    pub max_pixels_heif: u64,
-    pub max_pixels_gif: u64,
-}
-
-impl Default for Limits {
-    /// Room for a 48 MP phone photo (8064 x 6048 = 48.8 MP) with margin, as JPEG or as HEIC
-    /// ("HEIF Max"); PNGs of that size can reach tens of MB.
-    fn default() -> Self {
-        Limits {
-            max_bytes: 64 * 1024 * 1024,
-            max_pixels: 64_000_000,
-            max_pixels_interlaced: 40_000_000,
-            max_pixels_heif: 50_000_000,
-            max_pixels_gif: 16_000_000,
-        }
-    }
-}
-
+// Which limit applies depends on the format as only the probe knows it.
 impl Limits {
     /// The pixel limit for one input, from what its header says about how it must be decoded.
     fn max_pixels_for(&self, format: SourceFormat, interlaced: bool) -> u64 {
@@ -135,18 +105,6 @@ impl Limits {
         };
         specific.min(self.max_pixels)
     }
-}
-
-/// What the header tells us, with width and height as displayed (after EXIF orientation).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Probe {
-    pub format: &'static str,
-    pub width: u32,
-    pub height: u32,
-    /// CMYK pixels need their own colour conversion path (see `vips::Image::icc_to_srgb`).
-    pub cmyk: bool,
-    /// An embedded ICC profile: colour must go through it to sRGB.
-    pub icc: bool,
 }
 
 /// Check `bytes` against the limits and read the header, without decoding pixels.

@@ -9,8 +9,9 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 
-use crate::batch::{Message, Pipeline};
+use crate::batch::Pipeline;
 use crate::batch_operations;
+use crate::model::Message;
 use crate::report::{settle, DeadLetterQueue};
 use crate::storage::ObjectStore;
 

@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use crate::render::{render, Manifest, ManifestSource, RenderSettings};
+use crate::model::{Manifest, ManifestSource, RenderSettings};
+use crate::render::{self, render};
 
 /// One file to render and the folder (relative to the output root) its renditions go in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,7 +151,7 @@ fn run_each(jobs: &[Job], threads: usize, work_on: impl Fn(&Job) -> Outcome + Sy
                 }
             }
         }
-        crate::vips::thread_shutdown();
+        render::thread_shutdown();
     };
     std::thread::scope(|scope| {
         for _ in 0..threads.clamp(1, total.max(1)) {

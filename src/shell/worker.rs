@@ -15,7 +15,8 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn, Instrument};
 
-use crate::batch::{Message, Pipeline};
+use crate::batch::Pipeline;
+use crate::model::Message;
 use crate::report::{settle, SqsDeadLetters};
 use crate::storage::ObjectStore;
 

@@ -1,73 +1,33 @@
 //! Messages in, one outcome per message out: every record of every message is processed
 //! (fetch -> render -> store), concurrently up to a limit, and no record's failure touches
 //! another's. On Lambda a deadline bounds the batch: what cannot finish in time goes back.
+//!
+//! The story, one module per step: `message` takes a message apart into records, `record`
+//! handles each record (admit, fetch, render, store, or delete its outputs), and `outcome`
+//! settles what they came to into the message's one outcome. Under them, `isolate` runs each
+//! piece of work as its own task, so a panic or the deadline costs only the task it hits.
 
-use std::collections::HashMap;
+mod isolate;
+mod message;
+mod outcome;
+mod record;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
 use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
-use tracing::{info, warn, Instrument};
+use tracing::{warn, Instrument};
 
 use crate::config::PipelineConfig;
-use crate::error::Failure;
-use crate::fetch::fetch;
-use crate::notification::{self, Notification, ObjectRef, Record};
-use crate::render;
+use crate::model::{Failure, Message, MessageOutcome};
 use crate::storage::ObjectStore;
-use crate::store::{self, check_key_length, nothing_to_do, settings_fingerprint};
-use crate::telemetry::{self, printable};
+use crate::store::settings_fingerprint;
+use isolate::{run_isolated, Interrupted};
+use outcome::Tally;
 
 /// How long before the deadline the batch stops waiting and hands back what is unfinished:
 /// time for the response to reach Lambda.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
-
-/// An SQS message, as both shells see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
-    pub id: String,
-    pub body: String,
-    /// SQS's ApproximateReceiveCount: 1 on the first delivery.
-    pub receive_count: u32,
-}
-
-/// A permanent failure to send to the dead-letter queue: a body a redrive can replay, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeadLetter {
-    /// `{"Records":[<the failed record>]}`, or the original body when it was not an S3 event.
-    pub body: String,
-    pub failure: Failure,
-    pub bucket: Option<String>,
-    pub key: Option<String>,
-    pub source_message_id: String,
-}
-
-/// What became of one message.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct MessageOutcome {
-    pub message_id: String,
-    /// Originals rendered and stored.
-    pub rendered: usize,
-    /// Records with nothing to do (test events, other event types, unchanged or superseded
-    /// uploads, folder markers, deletions).
-    pub skipped: usize,
-    pub dead_letters: Vec<DeadLetter>,
-    /// Set when some record should be tried again: the whole message goes back to the queue.
-    pub retry: Option<Failure>,
-}
-
-/// What one record came to, short of a failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Done {
-    Rendered {
-        bytes_in: u64,
-        bytes_out: u64,
-    },
-    /// Nothing to do, and why (logged as the outcome).
-    Skipped(&'static str),
-}
 
 /// The core both shells run: storage, settings and a concurrency limit.
 pub struct Pipeline<S> {
@@ -131,352 +91,9 @@ impl<S: ObjectStore> Pipeline<S> {
     /// A message that goes back whole, or, on its last receive, to the dead-letter queue
     /// whole, with the reason.
     fn retry_whole(&self, message: &Message, failure: Failure) -> MessageOutcome {
-        let mut outcome = MessageOutcome {
-            message_id: message.id.clone(),
-            ..Default::default()
-        };
-        if self.last_receive(message) {
-            outcome.dead_letters.push(DeadLetter {
-                body: message.body.clone(),
-                failure: given_up(failure, message.receive_count),
-                bucket: None,
-                key: None,
-                source_message_id: message.id.clone(),
-            });
-        } else {
-            outcome.retry = Some(failure);
-        }
-        outcome
-    }
-
-    fn last_receive(&self, message: &Message) -> bool {
-        message.receive_count >= self.config.max_receives
-    }
-
-    /// Process every record of one message.
-    pub async fn process_message(
-        self: &Arc<Self>,
-        message: Message,
-        deadline: Option<Instant>,
-    ) -> MessageOutcome {
-        let mut outcome = MessageOutcome {
-            message_id: message.id.clone(),
-            ..Default::default()
-        };
-        let records = match notification::parse(&message.body) {
-            Ok(Notification::TestEvent) => {
-                info!(outcome = "skipped", "s3:TestEvent acknowledged");
-                outcome.skipped = 1;
-                return outcome;
-            }
-            Ok(Notification::Records(records)) => records,
-            Err(malformed) => {
-                let failure = Failure::permanent("malformed_message", malformed.to_string());
-                warn!(outcome = "dead_letter", kind = failure.kind, error = %failure.message);
-                telemetry::record_failure(&failure);
-                outcome.dead_letters.push(DeadLetter {
-                    body: message.body,
-                    failure,
-                    bucket: None,
-                    key: None,
-                    source_message_id: message.id,
-                });
-                return outcome;
-            }
-        };
-        let last_receive = self.last_receive(&message);
-        let mut tasks = JoinSet::new();
-        for record in records {
-            let (object, raw, removed) = match record {
-                Record::Created { object, raw } => (object, raw, false),
-                Record::Removed { object, raw } => (object, raw, true),
-                Record::Ignored { event } => {
-                    info!(outcome = "skipped", event = %printable(&event), "not an upload or deletion");
-                    outcome.skipped += 1;
-                    continue;
-                }
-                Record::Invalid { reason, raw } => {
-                    let failure = Failure::permanent("invalid_record", reason);
-                    warn!(outcome = "dead_letter", kind = failure.kind, error = %printable(&failure.message));
-                    telemetry::record_failure(&failure);
-                    outcome
-                        .dead_letters
-                        .push(dead_letter(&message.id, None, &raw, failure));
-                    continue;
-                }
-            };
-            let pipeline = Arc::clone(self);
-            let span = tracing::info_span!("object", bucket = %printable(&object.bucket), key = %printable(&object.key));
-            tasks.spawn(
-                async move {
-                    let result = pipeline.process_object(&object, removed, deadline).await;
-                    (object, raw, result)
-                }
-                .instrument(span),
-            );
-        }
-        while let Some(joined) = tasks.join_next().await {
-            let (object, raw, result) = match joined {
-                Ok(done) => done,
-                Err(e) => {
-                    outcome.retry = Some(Failure::retryable("panic", e.to_string()));
-                    continue;
-                }
-            };
-            match result {
-                Ok(Done::Rendered { .. }) => outcome.rendered += 1,
-                Ok(Done::Skipped(_)) => outcome.skipped += 1,
-                Err(failure) if failure.retryable && !last_receive => outcome.retry = Some(failure),
-                Err(failure) => {
-                    let failure = if failure.retryable {
-                        given_up(failure, message.receive_count)
-                    } else {
-                        failure
-                    };
-                    outcome.dead_letters.push(dead_letter(
-                        &message.id,
-                        Some(&object),
-                        &raw,
-                        failure,
-                    ));
-                }
-            }
-        }
-        outcome
-    }
-
-    /// Handle one record (an upload, or a deletion), within the concurrency limit.
-    async fn process_object(
-        self: &Arc<Self>,
-        object: &ObjectRef,
-        removed: bool,
-        deadline: Option<Instant>,
-    ) -> Result<Done, Failure> {
-        let _permit = self.limit.acquire().await.expect("semaphore never closed");
-        let started = Instant::now();
-        if deadline.is_some_and(|d| d.saturating_duration_since(started) < self.config.time_reserve)
-        {
-            let failure = Failure::retryable(
-                "deadline",
-                "not started: too little of the function's time was left",
-            );
-            info!(
-                outcome = "retry",
-                kind = failure.kind,
-                "{}",
-                failure.message
-            );
-            return Err(failure);
-        }
-        let result = if removed {
-            self.remove(object).await
-        } else {
-            self.fetch_render_store(object).await
-        };
-        let elapsed = started.elapsed();
-        match &result {
-            Ok(Done::Rendered {
-                bytes_in,
-                bytes_out,
-            }) => {
-                info!(
-                    outcome = "rendered",
-                    bytes_in,
-                    bytes_out,
-                    ms = elapsed.as_millis() as u64
-                );
-                telemetry::record_rendered(*bytes_in, *bytes_out, elapsed);
-            }
-            Ok(Done::Skipped(why)) => info!(outcome = "skipped", reason = why),
-            Err(failure) => {
-                let outcome = if failure.retryable {
-                    "retry"
-                } else {
-                    "dead_letter"
-                };
-                warn!(outcome, kind = failure.kind, error = %printable(&failure.message));
-                telemetry::record_failure(failure);
-            }
-        }
-        result
-    }
-
-    /// Whether a record is ours to act on: a configured bucket, a key under the input prefix,
-    /// not a folder marker. `Ok(Some(why))` means acknowledge and do nothing.
-    fn admit(&self, object: &ObjectRef) -> Result<Option<&'static str>, Failure> {
-        if !self.config.input_buckets.contains(&object.bucket) {
-            return Err(Failure::permanent(
-                "foreign_bucket",
-                format!(
-                    "bucket `{}` is not one of INPUT_BUCKETS: refusing to read from it",
-                    object.bucket
-                ),
-            ));
-        }
-        // Never work outside the input prefix: that is how outputs could feed back as inputs.
-        if !object.key.starts_with(&self.config.input_prefix) {
-            return Err(Failure::permanent(
-                "outside_prefix",
-                format!(
-                    "key is outside INPUT_PREFIX `{}`: refusing to process it",
-                    self.config.input_prefix
-                ),
-            ));
-        }
-        // The S3 console's "create folder" makes an empty object whose key ends in `/`.
-        if object.key.ends_with('/') {
-            return Ok(Some("folder_marker"));
-        }
-        Ok(None)
-    }
-
-    /// Fetch, render and store one original, unless the stored manifest says there is nothing
-    /// to do (the same source and settings, or a newer upload already rendered).
-    async fn fetch_render_store(self: &Arc<Self>, object: &ObjectRef) -> Result<Done, Failure> {
-        if let Some(why) = self.admit(object)? {
-            return Ok(Done::Skipped(why));
-        }
-        check_key_length(&self.config, object)?;
-        let current =
-            store::current(&self.store, &self.config, &object.bucket, &object.key).await?;
-        let nothing = |etag: Option<&str>| {
-            current
-                .manifest
-                .as_ref()
-                .and_then(|m| nothing_to_do(m, object, etag, &self.fingerprint))
-        };
-        if let Some(why) = nothing(object.etag.as_deref()) {
-            return Ok(Done::Skipped(why));
-        }
-        // `None`: the key holds a newer upload now; its own event renders it.
-        let Some(mut fetched) = fetch(&self.store, object, &self.config).await? else {
-            return Ok(Done::Skipped("superseded"));
-        };
-        if let Some(why) = nothing(fetched.etag.as_deref()) {
-            return Ok(Done::Skipped(why));
-        }
-        let pipeline = Arc::clone(self);
-        // The bytes move to the render thread; `fetched` keeps the ETag and version for `store`.
-        let bytes = std::mem::take(&mut fetched.bytes);
-        let bytes_in = bytes.len() as u64;
-        // libvips work is CPU-bound and blocking: keep it off the async threads.
-        let rendered =
-            tokio::task::spawn_blocking(move || render::render(&bytes, &pipeline.config.render))
-                .await
-                .map_err(|e| Failure::retryable("panic", format!("render task failed: {e}")))??;
-        let stored = store::store(
-            &self.store,
-            &self.config,
-            object,
-            &fetched,
-            &rendered,
-            &current,
-            &self.fingerprint,
-        )
-        .await?;
-        if stored.is_none() {
-            return Ok(Done::Skipped("superseded"));
-        }
-        // What was made is stored (the manifest lists what was not); the record still fails.
-        if let Some(incomplete) = rendered.incomplete() {
-            return Err(incomplete.into());
-        }
-        let bytes_out = rendered
-            .renditions
-            .iter()
-            .map(|r| r.bytes.len() as u64)
-            .sum();
-        Ok(Done::Rendered {
-            bytes_in,
-            bytes_out,
-        })
-    }
-
-    /// An original was deleted: with `SYNC_DELETES`, delete its outputs too.
-    async fn remove(&self, object: &ObjectRef) -> Result<Done, Failure> {
-        if !self.config.sync_deletes {
-            return Ok(Done::Skipped("deletions_not_followed"));
-        }
-        if let Some(why) = self.admit(object)? {
-            return Ok(Done::Skipped(why));
-        }
-        Ok(
-            match store::remove(&self.store, &self.config, object).await? {
-                true => Done::Skipped("outputs_deleted"),
-                false => Done::Skipped("nothing_to_delete"),
-            },
-        )
-    }
-}
-
-/// Why a task gave no outcome.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Interrupted {
-    Panicked(String),
-    /// Still running at the cutoff: stopped.
-    Unfinished,
-}
-
-/// Run every future as its own task, so a panic in one loses none of the others; results
-/// come back in order. Tasks still running at `cutoff` are stopped (their writes are
-/// idempotent, so a retry may redo them).
-async fn run_isolated<F>(
-    work: impl IntoIterator<Item = F>,
-    cutoff: Option<Instant>,
-) -> Vec<Result<F::Output, Interrupted>>
-where
-    F: std::future::Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    let mut tasks = JoinSet::new();
-    let mut index_of = HashMap::new();
-    for (index, future) in work.into_iter().enumerate() {
-        index_of.insert(tasks.spawn(future).id(), index);
-    }
-    let mut results: Vec<Result<F::Output, Interrupted>> = (0..index_of.len())
-        .map(|_| Err(Interrupted::Unfinished))
-        .collect();
-    loop {
-        let joined = match cutoff {
-            Some(cutoff) => {
-                match tokio::time::timeout_at(cutoff.into(), tasks.join_next_with_id()).await {
-                    Ok(joined) => joined,
-                    Err(_) => break,
-                }
-            }
-            None => tasks.join_next_with_id().await,
-        };
-        match joined {
-            None => break,
-            Some(Ok((id, output))) => results[index_of[&id]] = Ok(output),
-            Some(Err(e)) => results[index_of[&e.id()]] = Err(Interrupted::Panicked(e.to_string())),
-        }
-    }
-    tasks.abort_all();
-    results
-}
-
-/// A retryable failure that ran out of receives: dead-lettered with its reason rather than
-/// moved by the redrive policy without one.
-fn given_up(failure: Failure, receives: u32) -> Failure {
-    Failure::permanent(
-        failure.kind,
-        format!("{} (gave up after {receives} receives)", failure.message),
-    )
-}
-
-fn dead_letter(
-    message_id: &str,
-    object: Option<&ObjectRef>,
-    raw: &Value,
-    failure: Failure,
-) -> DeadLetter {
-    DeadLetter {
-        body: json!({ "Records": [raw] }).to_string(),
-        failure,
-        bucket: object.map(|o| o.bucket.clone()),
-        key: object.map(|o| o.key.clone()),
-        source_message_id: message_id.to_string(),
+        let mut tally = Tally::new(message, self.config.max_receives);
+        tally.message_failed(failure);
+        tally.finish()
     }
 }
 
@@ -484,8 +101,10 @@ fn dead_letter(
 mod tests {
     use super::*;
     use crate::config::Env;
+    use crate::model::Manifest;
     use crate::report::{settle, MemoryDeadLetters};
     use crate::storage::{MemoryStore, PutObject, StorageError};
+    use serde_json::{json, Value};
 
     fn fixture(name: &str) -> Vec<u8> {
         std::fs::read(format!(
@@ -543,7 +162,7 @@ mod tests {
         p.store.object("out", key)
     }
 
-    fn manifest(p: &Pipeline<MemoryStore>, folder: &str) -> Option<render::Manifest> {
+    fn manifest(p: &Pipeline<MemoryStore>, folder: &str) -> Option<Manifest> {
         let stored = p.store.object("out", &format!("{folder}manifest.json"))?;
         Some(serde_json::from_slice(&stored.body).unwrap())
     }

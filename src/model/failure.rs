@@ -1,7 +1,7 @@
 //! The one failure type the pipeline reports: what went wrong, and whether a retry can help.
+//! Render errors convert here; storage errors where they are defined, in `storage`.
 
-use crate::render::RenderError;
-use crate::storage::StorageError;
+use super::RenderError;
 
 /// A failed record. `kind` is short and stable (logs, metrics, the DLQ's `ErrorKind`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,37 +41,9 @@ impl From<RenderError> for Failure {
     }
 }
 
-impl From<StorageError> for Failure {
-    fn from(e: StorageError) -> Self {
-        let kind = match &e {
-            StorageError::NotFound => "not_found",
-            StorageError::Changed(_) => "changed",
-            StorageError::AccessDenied(_) => "access_denied",
-            StorageError::TooLarge { .. } => "too_large",
-            StorageError::Transient(_) => "storage_unavailable",
-            StorageError::Other(_) => "storage",
-        };
-        Failure {
-            kind,
-            retryable: e.is_retryable(),
-            message: e.to_string(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn transient_and_access_denied_storage_errors_are_retryable() {
-        assert!(Failure::from(StorageError::Transient("503".into())).retryable);
-        assert!(Failure::from(StorageError::AccessDenied("x".into())).retryable);
-        assert!(!Failure::from(StorageError::NotFound).retryable);
-        assert!(!Failure::from(StorageError::Other("NoSuchBucket".into())).retryable);
-        assert!(!Failure::from(RenderError::Empty).retryable);
-        assert_eq!(Failure::from(RenderError::Empty).kind, "empty");
-    }
 
     #[test]
     fn render_resource_shortage_is_retried_and_bad_files_are_not() {

@@ -1,0 +1,192 @@
+//! Handle each record: within the concurrency limit and the time left, admit it (our bucket,
+//! under the input prefix), then fetch, render and store an upload, or delete a deletion's
+//! outputs; logged and counted once, whatever it came to.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tracing::{info, warn};
+
+use super::Pipeline;
+use crate::fetch::fetch;
+use crate::model::{Failure, ObjectRef};
+use crate::render;
+use crate::storage::ObjectStore;
+use crate::store::{self, check_key_length, nothing_to_do};
+use crate::telemetry::{self, printable};
+
+/// What one record came to, short of a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Done {
+    Rendered {
+        bytes_in: u64,
+        bytes_out: u64,
+    },
+    /// Nothing to do, and why (logged as the outcome).
+    Skipped(&'static str),
+}
+
+impl<S: ObjectStore> Pipeline<S> {
+    /// Handle one record (an upload, or a deletion), within the concurrency limit.
+    pub(super) async fn process_object(
+        self: &Arc<Self>,
+        object: &ObjectRef,
+        removed: bool,
+        deadline: Option<Instant>,
+    ) -> Result<Done, Failure> {
+        let _permit = self.limit.acquire().await.expect("semaphore never closed");
+        let started = Instant::now();
+        if deadline.is_some_and(|d| d.saturating_duration_since(started) < self.config.time_reserve)
+        {
+            let failure = Failure::retryable(
+                "deadline",
+                "not started: too little of the function's time was left",
+            );
+            info!(
+                outcome = "retry",
+                kind = failure.kind,
+                "{}",
+                failure.message
+            );
+            return Err(failure);
+        }
+        let result = if removed {
+            self.remove(object).await
+        } else {
+            self.fetch_render_store(object).await
+        };
+        let elapsed = started.elapsed();
+        match &result {
+            Ok(Done::Rendered {
+                bytes_in,
+                bytes_out,
+            }) => {
+                info!(
+                    outcome = "rendered",
+                    bytes_in,
+                    bytes_out,
+                    ms = elapsed.as_millis() as u64
+                );
+                telemetry::record_rendered(*bytes_in, *bytes_out, elapsed);
+            }
+            Ok(Done::Skipped(why)) => info!(outcome = "skipped", reason = why),
+            Err(failure) => {
+                let outcome = if failure.retryable {
+                    "retry"
+                } else {
+                    "dead_letter"
+                };
+                warn!(outcome, kind = failure.kind, error = %printable(&failure.message));
+                telemetry::record_failure(failure);
+            }
+        }
+        result
+    }
+
+    /// Whether a record is ours to act on: a configured bucket, a key under the input prefix,
+    /// not a folder marker. `Ok(Some(why))` means acknowledge and do nothing.
+    fn admit(&self, object: &ObjectRef) -> Result<Option<&'static str>, Failure> {
+        if !self.config.input_buckets.contains(&object.bucket) {
+            return Err(Failure::permanent(
+                "foreign_bucket",
+                format!(
+                    "bucket `{}` is not one of INPUT_BUCKETS: refusing to read from it",
+                    object.bucket
+                ),
+            ));
+        }
+        // Never work outside the input prefix: that is how outputs could feed back as inputs.
+        if !object.key.starts_with(&self.config.input_prefix) {
+            return Err(Failure::permanent(
+                "outside_prefix",
+                format!(
+                    "key is outside INPUT_PREFIX `{}`: refusing to process it",
+                    self.config.input_prefix
+                ),
+            ));
+        }
+        // The S3 console's "create folder" makes an empty object whose key ends in `/`.
+        if object.key.ends_with('/') {
+            return Ok(Some("folder_marker"));
+        }
+        Ok(None)
+    }
+
+    /// Fetch, render and store one original, unless the stored manifest says there is nothing
+    /// to do (the same source and settings, or a newer upload already rendered).
+    async fn fetch_render_store(self: &Arc<Self>, object: &ObjectRef) -> Result<Done, Failure> {
+        if let Some(why) = self.admit(object)? {
+            return Ok(Done::Skipped(why));
+        }
+        check_key_length(&self.config, object)?;
+        let current =
+            store::current(&self.store, &self.config, &object.bucket, &object.key).await?;
+        let nothing = |etag: Option<&str>| {
+            current
+                .manifest
+                .as_ref()
+                .and_then(|m| nothing_to_do(m, object, etag, &self.fingerprint))
+        };
+        if let Some(why) = nothing(object.etag.as_deref()) {
+            return Ok(Done::Skipped(why));
+        }
+        // `None`: the key holds a newer upload now; its own event renders it.
+        let Some(mut fetched) = fetch(&self.store, object, &self.config).await? else {
+            return Ok(Done::Skipped("superseded"));
+        };
+        if let Some(why) = nothing(fetched.etag.as_deref()) {
+            return Ok(Done::Skipped(why));
+        }
+        let pipeline = Arc::clone(self);
+        // The bytes move to the render thread; `fetched` keeps the ETag and version for `store`.
+        let bytes = std::mem::take(&mut fetched.bytes);
+        let bytes_in = bytes.len() as u64;
+        // libvips work is CPU-bound and blocking: keep it off the async threads.
+        let rendered =
+            tokio::task::spawn_blocking(move || render::render(&bytes, &pipeline.config.render))
+                .await
+                .map_err(|e| Failure::retryable("panic", format!("render task failed: {e}")))??;
+        let stored = store::store(
+            &self.store,
+            &self.config,
+            object,
+            &fetched,
+            &rendered,
+            &current,
+            &self.fingerprint,
+        )
+        .await?;
+        if stored.is_none() {
+            return Ok(Done::Skipped("superseded"));
+        }
+        // What was made is stored (the manifest lists what was not); the record still fails.
+        if let Some(incomplete) = rendered.incomplete() {
+            return Err(incomplete.into());
+        }
+        let bytes_out = rendered
+            .renditions
+            .iter()
+            .map(|r| r.bytes.len() as u64)
+            .sum();
+        Ok(Done::Rendered {
+            bytes_in,
+            bytes_out,
+        })
+    }
+
+    /// An original was deleted: with `SYNC_DELETES`, delete its outputs too.
+    async fn remove(&self, object: &ObjectRef) -> Result<Done, Failure> {
+        if !self.config.sync_deletes {
+            return Ok(Done::Skipped("deletions_not_followed"));
+        }
+        if let Some(why) = self.admit(object)? {
+            return Ok(Done::Skipped(why));
+        }
+        Ok(
+            match store::remove(&self.store, &self.config, object).await? {
+                true => Done::Skipped("outputs_deleted"),
+                false => Done::Skipped("nothing_to_delete"),
+            },
+        )
+    }
+}

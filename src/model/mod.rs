@@ -1,0 +1,21 @@
+//! The shared types: what the stages hand each other. They live here, not in the stage that
+//! happens to make them, so every stage depends on `model` and none on another for a type.
+
+mod failure;
+mod manifest;
+mod message;
+mod object;
+mod preset;
+mod rendered;
+mod settings;
+
+pub use failure::Failure;
+pub use manifest::{Manifest, ManifestFailure, ManifestRendition, ManifestSource};
+pub use message::{DeadLetter, Message, MessageOutcome};
+pub use object::{sequencer_is_newer, ObjectRef};
+pub use preset::{
+    parse_formats, parse_presets, parse_quality, Fit, Format, Preset, PresetError, Quality,
+    DEFAULT_FORMATS, DEFAULT_PRESETS, DEFAULT_QUALITY, MAX_SIDE,
+};
+pub use rendered::{FailedRendition, Probe, RenderError, Rendered, Rendition};
+pub use settings::{Limits, RenderSettings, Strategy};
