@@ -1,7 +1,8 @@
 """Fixtures for the process-level end-to-end tests: moto, uuid-named stacks, the real binary.
 
-The endpoint is AWS_ENDPOINT_URL when it answers, else a moto server started with
-scripts/local-aws/local-aws.sh (and stopped again at the end if this session started it).
+The endpoint is AWS_ENDPOINT_URL when it answers (moto, or LocalStack from scripts/local-aws/localstack.sh:
+scripts/bench/backfill-bench.sh runs there), else a moto server started with scripts/local-aws/local-aws.sh (and
+stopped again at the end if this session started it).
 The binary is THUMBS_BIN (default target/release/thumbs); tests that need it fail, not skip,
 when it is missing, so a CI run without the binary is visibly red.
 """
@@ -29,11 +30,13 @@ CREDS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGI
 
 
 def _answers(url):
-    try:
-        urllib.request.urlopen(url.rstrip("/") + "/moto-api/", timeout=2).read()
-        return True
-    except OSError:
-        return False
+    for probe in ("/moto-api/", "/_localstack/health"):
+        try:
+            urllib.request.urlopen(url.rstrip("/") + probe, timeout=2).read()
+            return True
+        except OSError:
+            pass
+    return False
 
 
 def emulator_endpoint(script, answers):
