@@ -562,27 +562,42 @@ fn lossless_jpeg_is_unsupported_and_says_why() {
     assert!(err.to_string().contains("lossless JPEG"), "{err}");
 }
 
-/// sRGB of the four patches (centres) of a rendered CMYK patch fixture.
-fn patch_colours(name: &str) -> Vec<[u8; 3]> {
-    let settings = RenderSettings {
-        presets: thumbs::model::parse_presets("full=128").unwrap(),
+/// Settings that render a patch fixture at its own size (no resampling), as JPEG at Q100 (no
+/// chroma subsampling), so a patch centre is the engine's colour for that patch.
+fn patch_settings(strategy: Strategy) -> RenderSettings {
+    RenderSettings {
+        presets: thumbs::model::parse_presets("full=256").unwrap(),
         formats: parse_formats("jpeg").unwrap(),
         quality: thumbs::model::parse_quality("jpeg=100").unwrap(),
+        strategy,
         ..RenderSettings::default()
-    };
-    let rendered = render(&fixture(name), &settings).unwrap();
+    }
+}
+
+/// sRGB of the patch centres (32x32 patches side by side) of a rendered patch fixture.
+fn patch_colours(name: &str, strategy: Strategy) -> Vec<[u8; 3]> {
+    let rendered = render(&fixture(name), &patch_settings(strategy)).unwrap();
     let image = Image::decode(&rendered.renditions[0].bytes)
         .unwrap()
         .to_srgba()
         .unwrap();
-    assert_eq!((image.width(), image.height()), (128, 32));
+    assert_eq!(image.height(), 32, "{name}");
+    let width = image.width() as usize;
     let pixels = image.pixels().unwrap();
-    (0..4)
+    (0..width / 32)
         .map(|i| {
-            let at = (16 * 128 + 16 + 32 * i) * 4;
+            let at = (16 * width + 16 + 32 * i) * 4;
             [pixels[at], pixels[at + 1], pixels[at + 2]]
         })
         .collect()
+}
+
+/// Every patch within `tolerance` levels of LittleCMS' colour in every band.
+fn within(got: &[[u8; 3]], want: &[[i32; 3]], tolerance: i32) -> bool {
+    got.len() == want.len()
+        && want.iter().zip(got).all(|(want, got)| {
+            (0..3).all(|band| (i32::from(got[band]) - want[band]).abs() <= tolerance)
+        })
 }
 
 #[test]
@@ -597,21 +612,140 @@ fn cmyk_matches_littlecms_perceptual_with_black_point_compensation() {
     let swop = [[43, 41, 42], [21, 23, 23], [237, 39, 45], [124, 166, 197]];
     let builtin_2_14 = [[18, 4, 23], [10, 6, 26], [232, 0, 21], [119, 157, 187]];
     let builtin_2_19 = [[20, 5, 0], [11, 8, 6], [232, 0, 0], [118, 157, 186]];
-    let close = |got: &[[u8; 3]], want: &[[i32; 3]; 4]| {
-        want.iter()
-            .zip(got)
-            .all(|(want, got)| (0..3).all(|band| (i32::from(got[band]) - want[band]).abs() <= 3))
-    };
     for (name, references) in [
         ("cmyk-patches-swop.tif", vec![swop]),
         ("cmyk-patches-swop.jpg", vec![swop]),
         ("cmyk-patches.tif", vec![builtin_2_14, builtin_2_19]),
         ("cmyk-patches.jpg", vec![builtin_2_14, builtin_2_19]),
     ] {
-        let got = patch_colours(name);
+        let got = patch_colours(name, Strategy::SharedDecode);
         assert!(
-            references.iter().any(|want| close(&got, want)),
+            references.iter().any(|want| within(&got, want, 3)),
             "{name}: got {got:?}, LittleCMS says one of {references:?}"
+        );
+    }
+}
+
+#[test]
+fn wide_gamut_rgb_matches_littlecms() {
+    // From scripts/build/cmyk-reference.py (LittleCMS 2.19 through Pillow's ImageCms, perceptual
+    // intent, to libvips' sRGB profile): red, green, blue, skin, sky blue, dark, mid and light
+    // grey, tagged Display P3 or Adobe RGB (1998) (SOURCES.md). Ignoring the profile would give
+    // the patches' own numbers: skin 224/172/140, sky 90/150/210, greys 40, 128, 220.
+    let p3 = [
+        [255, 0, 0],
+        [0, 255, 0],
+        [0, 0, 255],
+        [234, 169, 135],
+        [67, 152, 215],
+        [40, 40, 40],
+        [128, 128, 128],
+        [220, 220, 220],
+    ];
+    let adobe = [
+        [255, 0, 0],
+        [0, 255, 0],
+        [0, 0, 255],
+        [242, 174, 140],
+        [36, 151, 213],
+        [35, 35, 35],
+        [129, 129, 129],
+        [221, 221, 221],
+    ];
+    // The JPEGs' own compression moves the skin patch by one level; LittleCMS was given the
+    // decoded JPEG pixels, as the engine is.
+    let (mut p3_jpeg, mut adobe_jpeg) = (p3, adobe);
+    p3_jpeg[3] = [235, 169, 135];
+    adobe_jpeg[3] = [243, 174, 140];
+    for (name, want) in [
+        ("rgb-patches-p3.png", p3),
+        ("rgb-patches-p3.jpg", p3_jpeg),
+        ("rgb16-patches-p3.png", p3),
+        ("rgb-patches-adobe.png", adobe),
+        ("rgb-patches-adobe.jpg", adobe_jpeg),
+    ] {
+        for strategy in [Strategy::SharedDecode, Strategy::PerPreset] {
+            let got = patch_colours(name, strategy);
+            assert!(
+                within(&got, &want, 3),
+                "{name} ({strategy:?}): got {got:?}, LittleCMS says {want:?}"
+            );
+        }
+    }
+}
+
+/// The colour primaries of an AVIF's `nclx` colour box, if it has one (1 = BT.709/sRGB).
+fn avif_nclx_primaries(avif: &[u8]) -> Option<u16> {
+    let at = avif.windows(8).position(|w| w == b"colrnclx")?;
+    Some(u16::from_be_bytes([avif[at + 8], avif[at + 9]]))
+}
+
+#[test]
+fn wide_gamut_inputs_come_out_as_untagged_srgb_in_every_format() {
+    // The engine's rule (README): pixels converted to sRGB, no ICC profile in any output, so
+    // every viewer takes them as sRGB. A Display P3 profile left in (or a P3 nclx box) would
+    // make viewers convert the already converted pixels a second time.
+    let settings = RenderSettings {
+        formats: parse_formats("webp,jpeg,avif").unwrap(),
+        ..RenderSettings::default()
+    };
+    for name in ["rgb-patches-p3.jpg", "rgb16-patches-p3.png"] {
+        let rendered = render(&fixture(name), &settings).unwrap();
+        assert_eq!(rendered.renditions.len(), 9, "{name}");
+        for r in &rendered.renditions {
+            let what = format!("{name} {} {}", r.preset, r.format);
+            let image = Image::decode(&r.bytes).unwrap();
+            assert!(!image.has_field("icc-profile-data"), "{what} has a profile");
+            assert!(!r.bytes.windows(4).any(|w| w == b"ICCP"), "{what}");
+            assert!(!r.bytes.windows(8).any(|w| w == b"colrprof"), "{what}");
+            if r.format == Format::Avif {
+                let primaries = avif_nclx_primaries(&r.bytes);
+                assert!(
+                    matches!(primaries, None | Some(1 | 2)),
+                    "{what}: {primaries:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn colour_hidden_under_transparent_pixels_costs_nothing() {
+    // Editors often export RGBA with leftover colour under fully transparent pixels. If it
+    // reached the encoder it would be stored (libvips 8.18's webpsave `exact` does that: a
+    // 1200x800 PNG with noise under its transparent corners went from 34 to 311 KB), and
+    // libvips zeroes it only where it resizes. A picture with noise there and the same picture
+    // with black there must give the same renditions, on every libvips version of the matrix
+    // (`large`, at the original's 600x400, used to be 4970 bytes against 2738).
+    // A striped disc, opaque, on a fully transparent ground whose colour is noise or black.
+    let pixel = |x: u32, y: u32, band: u16, noisy: bool| {
+        let (dx, dy) = (f64::from(x) - 300.0, f64::from(y) - 200.0);
+        let inside = dx * dx + dy * dy <= 150.0 * 150.0;
+        let hash = (x.wrapping_mul(73_856_093)
+            ^ y.wrapping_mul(19_349_663)
+            ^ u32::from(band).wrapping_mul(83_492_791))
+        .wrapping_mul(2_654_435_761);
+        match (band, inside) {
+            (3, true) => 255,
+            (3, false) => 0,
+            (_, true) => ((x / 9 + y / 5 + u32::from(band) * 40) % 200 + 30) as u8,
+            (_, false) if noisy => (hash >> 24) as u8,
+            (_, false) => 0,
+        }
+    };
+    let noisy = |x, y, band| pixel(x, y, band, true);
+    let clean = |x, y, band| pixel(x, y, band, false);
+    let settings = RenderSettings::default();
+    let with_noise = render(&tiff(600, 400, 4, 1, Some(&noisy)), &settings).unwrap();
+    let without = render(&tiff(600, 400, 4, 1, Some(&clean)), &settings).unwrap();
+    for (a, b) in with_noise.renditions.iter().zip(&without.renditions) {
+        assert!(
+            a.bytes == b.bytes,
+            "{} {}: {} bytes with noise under the transparent pixels, {} without",
+            a.preset,
+            a.format,
+            a.bytes.len(),
+            b.bytes.len()
         );
     }
 }

@@ -11,10 +11,11 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$out"
 
-mapfile -t src < <(scripts/build/corpus.sh extract lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 libgs-common)
+mapfile -t src < <(scripts/build/corpus.sh extract lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 libgs-common icc-profiles-free)
 bg16=${src[0]}/root/usr/share/backgrounds
 bg20=${src[1]}/root/usr/share/backgrounds
 cmyk_icc=${src[2]}/root/usr/share/color/icc/ghostscript/default_cmyk.icc
+adobe_icc=${src[3]}/root/usr/share/color/icc/compatibleWithAdobeRGB1998.icc
 
 # Quiet, reproducible vips: no EXIF resolution warnings, no timestamps in PNG.
 export VIPS_WARNING=0
@@ -180,6 +181,68 @@ vips extract_area "$out/landscape.jpg" "$tmp/crop.v" 0 0 96 64
 vips extract_band "$tmp/crop.v" "$tmp/green.v" 1
 vips bandjoin "$tmp/crop.v $tmp/green.v $tmp/green.v" "$tmp/extra.v" # alpha varies, so it is kept
 vips tiffsave "$tmp/extra.v" "$out/extra-channel.tif" --strip
+
+# --- RGB with a wide-gamut profile (engine checks) ------------------------------------
+# Eight 32x32 solid patches, left to right: red, green, blue, a skin tone, a sky blue, dark,
+# mid and light grey; tagged Display P3 (iPhones) or Adobe RGB (1998) (cameras), as PNG and
+# JPEG, plus a 16-bit PNG (values v*257). scripts/build/cmyk-reference.py computes what LittleCMS
+# makes of them in sRGB; tests/render.rs compares against those numbers.
+# Display P3 is not in Debian's profile packages: LittleCMS (the liblcms2 libvips links)
+# builds it from its published primaries, D65 white and the sRGB curve, as Apple's v4 one is.
+python3 - "$tmp/p3.icc" <<'EOF'
+import ctypes, sys
+lcms = ctypes.CDLL("liblcms2.so.2")
+class XyY(ctypes.Structure):
+    _fields_ = [("x", ctypes.c_double), ("y", ctypes.c_double), ("Y", ctypes.c_double)]
+class Primaries(ctypes.Structure):
+    _fields_ = [("red", XyY), ("green", XyY), ("blue", XyY)]
+vp = ctypes.c_void_p
+lcms.cmsBuildParametricToneCurve.restype = vp
+lcms.cmsBuildParametricToneCurve.argtypes = [vp, ctypes.c_int, ctypes.POINTER(ctypes.c_double)]
+lcms.cmsCreateRGBProfile.restype = vp
+lcms.cmsCreateRGBProfile.argtypes = [ctypes.POINTER(XyY), ctypes.POINTER(Primaries), vp * 3]
+lcms.cmsMLUalloc.restype = vp
+lcms.cmsMLUalloc.argtypes = [vp, ctypes.c_uint]
+lcms.cmsMLUsetASCII.argtypes = [vp, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p]
+lcms.cmsWriteTag.argtypes = [vp, ctypes.c_uint, vp]
+lcms.cmsSaveProfileToFile.argtypes = [vp, ctypes.c_char_p]
+# IEC 61966-2.1 (the sRGB curve) is LittleCMS' parametric curve type 4.
+curve = lcms.cmsBuildParametricToneCurve(
+    None, 4, (ctypes.c_double * 5)(2.4, 1 / 1.055, 0.055 / 1.055, 1 / 12.92, 0.04045))
+profile = lcms.cmsCreateRGBProfile(
+    XyY(0.3127, 0.3290, 1.0),
+    Primaries(XyY(0.680, 0.320, 1), XyY(0.265, 0.690, 1), XyY(0.150, 0.060, 1)),
+    (vp * 3)(curve, curve, curve))
+for tag, text in [(0x64657363, b"Display P3 (thumbs fixture, LittleCMS)"),  # desc
+                  (0x63707274, b"No copyright, use freely")]:  # cprt
+    mlu = lcms.cmsMLUalloc(None, 1)
+    lcms.cmsMLUsetASCII(mlu, b"en", b"US", text)
+    lcms.cmsWriteTag(profile, tag, mlu)
+assert lcms.cmsSaveProfileToFile(profile, sys.argv[1].encode())
+# A fixed creation date (header bytes 24-35) instead of now, so reruns give the same bytes.
+icc = bytearray(open(sys.argv[1], "rb").read())
+icc[24:36] = bytes([0x07, 0xEA, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0])  # 2026-01-01 00:00:00
+open(sys.argv[1], "wb").write(icc)
+EOF
+python3 - "$tmp/rgb-patches.raw" "$tmp/rgb16-patches.raw" <<'EOF'
+import struct, sys
+patches = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (224, 172, 140), (90, 150, 210),
+           (40, 40, 40), (128, 128, 128), (220, 220, 220)]
+open(sys.argv[1], "wb").write(b"".join(bytes(p) * 32 for p in patches) * 32)
+row16 = b"".join(struct.pack("<3H", *(v * 257 for v in p)) * 32 for p in patches)
+open(sys.argv[2], "wb").write(row16 * 32)
+EOF
+vips rawload "$tmp/rgb-patches.raw" "$tmp/rgb-patches0.v" 256 32 3
+vips copy "$tmp/rgb-patches0.v" "$tmp/rgb-patches.v" --interpretation srgb
+vips rawload "$tmp/rgb16-patches.raw" "$tmp/rgb16-patches0.v" 256 32 3 --format ushort
+vips copy "$tmp/rgb16-patches0.v" "$tmp/rgb16-patches.v" --interpretation rgb16
+for tag in p3 adobe; do
+  icc=$tmp/p3.icc
+  [ "$tag" = p3 ] || icc=$adobe_icc
+  vips pngsave "$tmp/rgb-patches.v" "$out/rgb-patches-$tag.png" --compression 9 --profile "$icc"
+  vips jpegsave "$tmp/rgb-patches.v" "$out/rgb-patches-$tag.jpg" --Q 100 --profile "$icc"
+done
+vips pngsave "$tmp/rgb16-patches.v" "$out/rgb16-patches-p3.png" --compression 9 --profile "$tmp/p3.icc"
 
 # --- summary (the table in SOURCES.md) ----------------------------------------------
 for f in "$out"/*; do

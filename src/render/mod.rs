@@ -134,6 +134,8 @@ fn render_unguarded(bytes: &[u8], settings: &RenderSettings) -> Result<Rendered,
                 cover,
             ),
         }
+        // Invisible colour is not worth bytes (a rendition that was not resized still has it).
+        .and_then(|image| image.clear_hidden_colour())
         // Each preset is encoded once per format, so keep its pixels in memory.
         .and_then(|image| image.copy_memory());
         let image = match image {

@@ -598,6 +598,75 @@ impl<'buf> Image<'buf> {
         wrap(status, out)
     }
 
+    /// Zero the colour of fully transparent pixels. Editors leave colour there, invisible;
+    /// libvips zeroes it only when it resizes (premultiplied), so a rendition at the original's
+    /// size kept it and WebP stored it (a 600x400 test picture's WebP: 4970 bytes with noise
+    /// under its transparent corners, 2738 with black there).
+    pub fn clear_hidden_colour(&self) -> Result<Image<'buf>> {
+        if !self.has_alpha() {
+            // SAFETY: a new reference to the same live image, released by the returned Image.
+            unsafe { ffi::g_object_ref(self.raw().cast()) };
+            return wrap(0, self.raw());
+        }
+        let (mut alpha, mut visible, mut black, mut out) = (
+            ptr::null_mut(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+        );
+        // SAFETY: valid input; NULL-terminated option lists; each intermediate is wrapped at
+        // once, so it is released whatever happens next.
+        let alpha = wrap(
+            unsafe {
+                ffi::vips_extract_band(
+                    self.raw(),
+                    &mut alpha,
+                    self.bands() as c_int - 1,
+                    ptr::null::<c_char>(),
+                )
+            },
+            alpha,
+        )?;
+        // SAFETY: as above.
+        let visible: Image = wrap(
+            unsafe {
+                ffi::vips_relational_const1(
+                    alpha.raw(),
+                    &mut visible,
+                    ffi::VipsOperationRelational_VIPS_OPERATION_RELATIONAL_MORE,
+                    0.0,
+                    ptr::null::<c_char>(),
+                )
+            },
+            visible,
+        )?;
+        // SAFETY: as above.
+        let black: Image = wrap(
+            unsafe {
+                ffi::vips_black(
+                    &mut black,
+                    self.width() as c_int,
+                    self.height() as c_int,
+                    c"bands".as_ptr(),
+                    self.bands() as c_int,
+                    ptr::null::<c_char>(),
+                )
+            },
+            black,
+        )?;
+        // SAFETY: as above. The output takes its header (interpretation, uchar) from `self`.
+        let status = unsafe {
+            ffi::vips_ifthenelse(
+                visible.raw(),
+                self.raw(),
+                black.raw(),
+                &mut out,
+                ptr::null::<c_char>(),
+            )
+        };
+        wrap(status, out)
+    }
+
     /// Composite the alpha band onto white and drop it (for formats without alpha).
     pub fn flatten_white(&self) -> Result<Image<'buf>> {
         let white = [255.0f64; 3];
