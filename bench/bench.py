@@ -434,7 +434,9 @@ def main():
     ap.add_argument("--corpus", default=str(ROOT / "target/bench-corpus"))
     ap.add_argument("--out", default=str(ROOT / "target/bench-results/results.json"))
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds over the corpus")
-    ap.add_argument("--single-rounds", type=int, default=5)
+    ap.add_argument("--modes", default="one_core,all_cores",
+                    help="throughput modes to run (comma-separated: one_core, all_cores)")
+    ap.add_argument("--single-rounds", type=int, default=5, help="0 leaves the section out")
     ap.add_argument("--single-repeat", type=int, default=3, help="images per process per round")
     ap.add_argument("--startup-trials", type=int, default=10)
     ap.add_argument("--thumbs", default=str(THUMBS), help="the thumbs binary to run")
@@ -465,10 +467,12 @@ def main():
         results["probe_failures"] = failed
         results["common_files"] = common
         for mode, one_core, par in (("one_core", True, 1), ("all_cores", False, os.cpu_count())):
+            if mode not in args.modes.split(","):
+                continue
             print(f"throughput {mode}: {len(common)} files x {args.rounds} rounds", file=sys.stderr)
             results[mode] = interleaved(contenders(one_core), common, par, args.rounds, scratch)
         results["single"] = {}
-        for name in ("sunset", "elephants", "kleiber"):
+        for name in ("sunset", "elephants", "kleiber") if args.single_rounds else ():
             f = str(corpus / "jpeg" / f"{name}.jpg")
             print(f"single image {name}", file=sys.stderr)
             results["single"][name] = interleaved(contenders(True), [f] * args.single_repeat, 1,

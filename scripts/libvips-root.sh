@@ -4,23 +4,26 @@
 # resolves against an EMPTY dpkg status file through a private APT_CONFIG (given as a file, not
 # -o: -o is applied after /etc/apt/apt.conf.d, whose hooks here delete apt's caches), downloads
 # the .debs and `dpkg-deb -x` unpacks each one. Safe to run twice (a stamp skips the work).
-# Usage: scripts/libvips-root.sh RELEASE   (trixie = Debian 13, sid = unstable); prints the root.
-# Run a binary against it with scripts/libvips-run.sh.
+# Usage: scripts/libvips-root.sh RELEASE [ARCH]   (trixie = Debian 13, sid = unstable; ARCH amd64,
+# the default, or arm64: scripts/dist.sh builds the Lambda layer from trixie's arm64 root);
+# prints the root. Run a binary against an amd64 root with scripts/libvips-run.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-release=${1:?usage: scripts/libvips-root.sh RELEASE (trixie or sid)}
+release=${1:?usage: scripts/libvips-root.sh RELEASE (trixie or sid) [ARCH]}
+arch=${2:-amd64}
 case "$release" in
   trixie) suites=("trixie main" "trixie-updates main") security="trixie-security main" ;;
   sid) suites=("sid main") security="" ;;
   *) echo "libvips-root: unknown release $release (trixie or sid)" >&2; exit 2 ;;
 esac
 root=$(realpath -m "target/libvips-roots/$release")
+[ "$arch" = amd64 ] || root+="-$arch"
 apt_dir="$root.apt"
 # libvips with its loadable modules (heif, ...), libheif's HEVC and AV1 decoders and its AV1
 # encoder (AVIF output; Debian 12 builds it into libheif, later releases split it out), plus the
 # release's own glibc, whose loader runs the binary.
 packages=(libvips42t64 libc6 libheif-plugin-libde265 libheif-plugin-dav1d libheif-plugin-aomenc)
-stamp="$root/.root-$(sha256sum <"$0" | cut -c1-16)"
+stamp="$root/.root-$({ cat "$0"; echo "$arch"; } | sha256sum | cut -c1-16)"
 if [ -f "$stamp" ]; then
   echo "$root"
   exit 0
@@ -39,10 +42,10 @@ for k in /usr/share/keyrings/debian-archive-trixie-{stable,automatic,security-au
 done
 {
   for s in "${suites[@]}"; do
-    echo "deb [arch=amd64 signed-by=$keyrings] http://deb.debian.org/debian $s"
+    echo "deb [arch=$arch signed-by=$keyrings] http://deb.debian.org/debian $s"
   done
   [ -z "$security" ] ||
-    echo "deb [arch=amd64 signed-by=$keyrings] http://deb.debian.org/debian-security $security"
+    echo "deb [arch=$arch signed-by=$keyrings] http://deb.debian.org/debian-security $security"
 } >"$apt_dir/sources.list"
 cat >"$apt_dir/apt.conf" <<EOF
 Dir::Etc::Main "/dev/null";
@@ -57,8 +60,8 @@ Dir::State::Lists "$apt_dir/lists";
 Dir::State::status "$apt_dir/status";
 Dir::Cache "$apt_dir/cache";
 Dir::Log "$apt_dir/log";
-APT::Architecture "amd64";
-APT::Architectures { "amd64"; };
+APT::Architecture "$arch";
+APT::Architectures { "$arch"; };
 APT::Install-Recommends "false";
 APT::Sandbox::User "root";
 Debug::NoLocking "true";
@@ -80,6 +83,6 @@ find "$root" -type l -lname '/*' -print0 | while IFS= read -r -d '' link; do
 done
 (cd "$apt_dir/cache/archives" && ls -- *.deb) >"$root/.packages"
 rm -rf "$apt_dir/cache/archives"
-echo "libvips-root: $release, $n packages" >&2
+echo "libvips-root: $release $arch, $n packages" >&2
 touch "$stamp"
 echo "$root"
