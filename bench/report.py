@@ -164,10 +164,36 @@ def svg_bars(bars, title, unit, y0):
     return parts, 40 + len(bars) * (bar_h + gap)
 
 
+def versions_page(results, docs):
+    """A run of the one-core mode alone (bench.py --modes one_core --single-rounds 0
+    --startup-trials 0): the libvips versions page, README.md left as it is."""
+    v = results["versions"]
+    one = throughput(results["one_core"], 1)
+    la = results.get("loadavg", {})
+    L = ["# thumbs on each libvips version beside sharp (one core)\n",
+         f"Run {v['date']} on {v['cpu']}, {v['cores']} cores, {v['os']}; thumbs at commit "
+         f"{v['thumbs_commit']}, Node {v['node']}. Load average (1/5/15 min) at the start: "
+         f"{' / '.join(la.get('start', ['?']))}; at the end: {' / '.join(la.get('end', ['?']))}. "
+         f"Settings: {json.dumps({k: results['settings'][k] for k in ('rounds', 'modes')})}; "
+         f"{len(results['common_files'])} files per round. Raw figures: "
+         "[libvips-versions.json](libvips-versions.json).\n",
+         "| contender | one core: ms/image (wall, median round) | time vs thumbs (min-max) | peak RSS MiB |",
+         "| --- | ---: | ---: | ---: |"]
+    for name, a in one.items():
+        L.append(f"| {name} | {a['ms_per_image']:.0f} | {a['ratio']:.2f}x "
+                 f"({a['ratio_lo']:.2f}-{a['ratio_hi']:.2f}) | {a['rss']:.0f} |")
+    L.append("")
+    L += versions_section(results)
+    (docs / "libvips-versions.md").write_text("\n".join(L))
+
+
 def main():
     results = json.loads(Path(sys.argv[1]).read_text())
     docs = Path(sys.argv[2])
     docs.mkdir(parents=True, exist_ok=True)
+    if "all_cores" not in results or not results.get("single"):
+        versions_page(results, docs)
+        return
     v = results["versions"]
     one = throughput(results["one_core"], 1)
     allc = throughput(results["all_cores"], v["cores"])
