@@ -15,7 +15,7 @@ test: ## every test: lint, unit, integration against local AWS, template checks,
 dist: ## build dist/function.zip (arm64 bootstrap) and dist/layer.zip (libvips closure) from Debian packages
 	scripts/build/dist.sh
 
-bench: ## side-by-side benchmark against sharp and vipsthumbnail; writes docs/benchmarks/
+bench: ## side-by-side benchmark against sharp and vipsthumbnail, thumbs on libvips 8.14/8.16/8.18; writes docs/benchmarks/
 	scripts/bench/bench.sh
 
 bench-memory: ## worst-case peak memory of one render per input format at the limits; writes docs/benchmarks/memory.json

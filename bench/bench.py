@@ -28,6 +28,15 @@ PRESETS = "thumb=150x150:cover,small=480,large=1080"
 # The thumbs binary under test; --thumbs changes it (scripts/bench/bench.sh passes a copy taken right
 # after its build, so another build in this shared work tree cannot swap it mid-run).
 THUMBS = ROOT / "target/release/thumbs"
+# thumbs is also timed against newer Debian releases' libvips (the host's is Debian 12's 8.14):
+# the same binary run through scripts/setup/libvips-run.sh, i.e. the release's own loader and library
+# root from scripts/setup/libvips-root.sh (libvips keeps its soname across 8.x), so the Lambda layer's
+# libvips can be chosen by measurement. --libvips-releases changes the list.
+LIBVIPS_RELEASES = "trixie,sid"
+RELEASES = {}  # release -> libvips version, filled by main()
+# sharp 0.35 (prebuilt libvips 8.18) beside the pinned 0.34.5 (8.17.3), when installed (it needs
+# Node >= 20.9; scripts/bench/bench.sh installs it when the Node here is new enough).
+SHARP_NEXT = ROOT / "bench/sharp-0.35/node_modules/sharp"
 VIPSTHUMBNAIL_SIZES = {"thumb": ["-s", "150x150>", "-m", "attention"],
                        "small": ["-s", "480x>"], "large": ["-s", "1080x>"]}
 
@@ -136,6 +145,26 @@ class VipsThumbnail(Contender):
         return wall, ms, errors, max(r for *_, r in results)
 
 
+def script(name):
+    """A script of scripts/, wherever its group folder puts it."""
+    found = sorted(ROOT.glob(f"scripts/**/{name}"))
+    if not found:
+        sys.exit(f"bench: no {name} under scripts/")
+    return found[0]
+
+
+def libvips_releases(names):
+    """{release: libvips version} for the library roots of scripts/setup/libvips-root.sh (built on
+    first use, which is why this runs before any timing)."""
+    out = {}
+    for rel in filter(None, names.split(",")):
+        root = subprocess.run([str(script("libvips-root.sh")), rel], check=True, cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True).stdout.strip()
+        m = re.search(r"^libvips42t64_([^-_]+)", Path(root, ".packages").read_text(), re.M)
+        out[rel] = m.group(1) if m else "?"
+    return out
+
+
 def contenders(one_core):
     env = dict(os.environ, VIPS_WARNING="1", THUMBS_PRESETS=PRESETS, THUMBS_FORMATS="webp",
                THUMBS_QUALITY="webp=80", RUST_LOG="warn")
@@ -148,6 +177,11 @@ def contenders(one_core):
           ThumbsPerPreset("thumbs per-preset", prefix, env),
           Sharp("sharp", prefix, env),
           VipsThumbnail("vipsthumbnail", prefix, env)]
+    run = str(script("libvips-run.sh"))
+    for rel, version in RELEASES.items():
+        cs.append(Thumbs(f"thumbs, libvips {version}", prefix + [run, rel], env))
+    if SHARP_NEXT.exists():
+        cs.append(Sharp("sharp 0.35", prefix, dict(env, SHARP_MODULE=str(SHARP_NEXT))))
     return cs
 
 
@@ -160,7 +194,7 @@ def interleaved(cs, files, parallel, rounds, scratch):
             wall, ms, errors, rss = c.batch(files, parallel, out)
             shutil.rmtree(out)
             res[c.name].append({"wall_s": wall, "ms": ms, "errors": errors, "peak_rss_kib": rss})
-            print(f"  round {r + 1}/{rounds} {c.name:18} {wall:7.2f} s  {len(ms)} ok "
+            print(f"  round {r + 1}/{rounds} {c.name:26} {wall:7.2f} s  {len(ms)} ok "
                   f"{len(errors)} failed  peak {rss / 1024:.0f} MiB", file=sys.stderr, flush=True)
     return res
 
@@ -371,8 +405,10 @@ def versions():
             return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd).stdout.strip()
         except OSError:
             return None
-    sharp = out(["node", "-e", "const v=require('sharp').versions;"
-                 "console.log(`sharp ${v.sharp}, libvips ${v.vips}`)"], ROOT / "bench")
+    def sharp_version(module):
+        return out(["node", "-e", f"const v=require({json.dumps(module)}).versions;"
+                    "console.log(`sharp ${v.sharp}, libvips ${v.vips}`)"], ROOT / "bench")
+    sharp = sharp_version("sharp")
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
                 if line.startswith("model name")), platform.processor())
     mem = next(line.split(":", 1)[1].strip() for line in open("/proc/meminfo")
@@ -380,6 +416,8 @@ def versions():
     return {"cpu": cpu, "cores": os.cpu_count(), "memory": mem, "kernel": platform.release(),
             "os": out(["sh", "-c", ". /etc/os-release; echo $PRETTY_NAME"]),
             "node": out(["node", "--version"]), "sharp": sharp,
+            "sharp_next": sharp_version(str(SHARP_NEXT)) if SHARP_NEXT.exists() else None,
+            "libvips_releases": dict(RELEASES),
             "vipsthumbnail": out(["vipsthumbnail", "--vips-version"]) or out(["vips", "--version"]),
             "thumbs": out([str(THUMBS), "--version"]),
             "thumbs_binary": str(THUMBS.relative_to(ROOT) if THUMBS.is_relative_to(ROOT) else THUMBS),
@@ -391,17 +429,23 @@ def versions():
 
 
 def main():
-    global THUMBS
+    global THUMBS, RELEASES
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--corpus", default=str(ROOT / "target/bench-corpus"))
     ap.add_argument("--out", default=str(ROOT / "target/bench-results/results.json"))
-    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds over the corpus")
-    ap.add_argument("--single-rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds over the corpus")
+    ap.add_argument("--modes", default="one_core,all_cores",
+                    help="throughput modes to run (comma-separated: one_core, all_cores)")
+    ap.add_argument("--single-rounds", type=int, default=5, help="0 leaves the section out")
     ap.add_argument("--single-repeat", type=int, default=3, help="images per process per round")
     ap.add_argument("--startup-trials", type=int, default=10)
     ap.add_argument("--thumbs", default=str(THUMBS), help="the thumbs binary to run")
+    ap.add_argument("--libvips-releases", default=LIBVIPS_RELEASES,
+                    help="Debian releases whose libvips thumbs also runs on (comma-separated; "
+                    "empty: the host's only)")
     args = ap.parse_args()
     THUMBS = Path(args.thumbs).resolve()
+    RELEASES = libvips_releases(args.libvips_releases)
 
     corpus = Path(args.corpus)
     files = sorted(str(p) for p in corpus.glob("*/*") if p.is_file())
@@ -423,10 +467,12 @@ def main():
         results["probe_failures"] = failed
         results["common_files"] = common
         for mode, one_core, par in (("one_core", True, 1), ("all_cores", False, os.cpu_count())):
+            if mode not in args.modes.split(","):
+                continue
             print(f"throughput {mode}: {len(common)} files x {args.rounds} rounds", file=sys.stderr)
             results[mode] = interleaved(contenders(one_core), common, par, args.rounds, scratch)
         results["single"] = {}
-        for name in ("sunset", "elephants", "kleiber"):
+        for name in ("sunset", "elephants", "kleiber") if args.single_rounds else ():
             f = str(corpus / "jpeg" / f"{name}.jpg")
             print(f"single image {name}", file=sys.stderr)
             results["single"][name] = interleaved(contenders(True), [f] * args.single_repeat, 1,

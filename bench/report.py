@@ -38,6 +38,88 @@ def throughput(mode, cores):
     return rows
 
 
+def on_release(name):
+    """thumbs itself run against another release's libvips (bench.py names it so)."""
+    return name.startswith("thumbs, libvips ")
+
+
+def round_sums(rounds, files):
+    """Per round: the sum of the in-process ms of `files` (None if one is missing)."""
+    out = []
+    for r in rounds:
+        ms = dict(r["ms"])
+        out.append(sum(ms[f] for f in files) if all(f in ms for f in files) else None)
+    return out
+
+
+def versions_section(results):
+    """thumbs on each libvips release beside sharp: per-round ratios of summed per-image times
+    (in-process, so neither the loader nor the process start counts) over file sets."""
+    mode = results["one_core"]
+    host = results["versions"]["vipsthumbnail"] or "host libvips"
+    thumbs = ["thumbs"] + [n for n in mode if on_release(n)]
+    sharps = [n for n in mode if n.startswith("sharp")]
+    common = results["common_files"]
+    mp = {c["file"]: float(c["megapixels"]) for c in results["corpus"]}
+
+    def rel(f):
+        return "/".join(Path(f).parts[-2:])
+    jpegs = [f for f in common if rel(f).startswith("jpeg/")]
+    sets = [("the packaged JPEGs (the photo set)", jpegs),
+            ("of those, the 12-16 MP ones", [f for f in jpegs if 12 <= mp.get(rel(f), 0) <= 16]),
+            ("CMYK JPEG (derived/cmyk.jpg)", [f for f in common if rel(f) == "derived/cmyk.jpg"]),
+            ("every file of the run", common)]
+    sums = {n: {label: round_sums(mode[n], fs) for label, fs in sets if fs} for n in mode}
+    L = ["## thumbs on each libvips version, beside sharp (one core)\n"]
+    L.append(f"The same thumbs binary (built against Debian 12's libvips, {host}) run on each "
+             "release's libvips: **thumbs** on the host's; the others through "
+             "`scripts/setup/libvips-run.sh RELEASE` (that release's own loader and glibc and its "
+             "library root from `scripts/setup/libvips-root.sh`, nothing from the host; "
+             + ", ".join(f"{rel_} = {v}" for rel_, v in
+                         results["versions"].get("libvips_releases", {}).items())
+             + "). sharp is the pinned 0.34.5 ("
+             + str(results["versions"].get("sharp")) + ") and, as **sharp 0.35**, "
+             + str(results["versions"].get("sharp_next")) + ". Same files, same interleaved "
+             "rounds as the throughput table, one core. Per round, each contender's per-image "
+             "times (measured inside the process) are summed over a set of files; the ratios "
+             "below are taken round by round, median (min-max) over "
+             f"{len(mode['thumbs'])} rounds.\n")
+    for label, fs in sets:
+        if not fs:
+            continue
+        L.append(f"**{label}** ({len(fs)} files):\n")
+        head = "| contender | ms per round (median) | time vs thumbs on the host's libvips |"
+        head += "".join(f" speed vs {s_} |" for s_ in sharps)
+        L.append(head)
+        L.append("| --- | ---: | ---: |" + " ---: |" * len(sharps))
+        for n in thumbs + sharps:
+            mine = sums[n][label]
+            cells = []
+            for other in ["thumbs"] + sharps:
+                rs = [a / b for a, b in zip(mine, sums[other][label]) if a and b]
+                if other != "thumbs":
+                    rs = [1 / r for r in rs]  # speed: sharp's time / this one's
+                cells.append(f"{med(rs):.3f}x ({min(rs):.3f}-{max(rs):.3f})" if rs else "-")
+            L.append(f"| {n} | {med([m for m in mine if m]):.0f} | " + " | ".join(cells) + " |")
+        L.append("")
+    per_file = {n: {} for n in thumbs + sharps}
+    for n in per_file:
+        for r in mode[n]:
+            for f, t in r["ms"]:
+                per_file[n].setdefault(f, []).append(t)
+    L.append("Per file (median ms over the rounds; last columns: time vs thumbs on the host's "
+             "libvips):\n")
+    L.append("| file | " + " | ".join(per_file) + " | " +
+             " | ".join(f"{n.removeprefix('thumbs, ')} vs host" for n in thumbs[1:]) + " |")
+    L.append("| --- |" + " ---: |" * (len(per_file) + len(thumbs) - 1))
+    for f in common:
+        m = {n: med(per_file[n].get(f, [])) for n in per_file}
+        L.append(f"| {rel(f)} | " + " | ".join(f"{m[n]:.0f}" for n in per_file) + " | "
+                 + " | ".join(f"{m[n] / m['thumbs']:.2f}" for n in thumbs[1:]) + " |")
+    L.append("")
+    return L
+
+
 def single(rounds_by_contender):
     out = {}
     for name, rounds in rounds_by_contender.items():
@@ -82,10 +164,36 @@ def svg_bars(bars, title, unit, y0):
     return parts, 40 + len(bars) * (bar_h + gap)
 
 
+def versions_page(results, docs):
+    """A run of the one-core mode alone (bench.py --modes one_core --single-rounds 0
+    --startup-trials 0): the libvips versions page, README.md left as it is."""
+    v = results["versions"]
+    one = throughput(results["one_core"], 1)
+    la = results.get("loadavg", {})
+    L = ["# thumbs on each libvips version beside sharp (one core)\n",
+         f"Run {v['date']} on {v['cpu']}, {v['cores']} cores, {v['os']}; thumbs at commit "
+         f"{v['thumbs_commit']}, Node {v['node']}. Load average (1/5/15 min) at the start: "
+         f"{' / '.join(la.get('start', ['?']))}; at the end: {' / '.join(la.get('end', ['?']))}. "
+         f"Settings: {json.dumps({k: results['settings'][k] for k in ('rounds', 'modes')})}; "
+         f"{len(results['common_files'])} files per round. Raw figures: "
+         "[libvips-versions.json](libvips-versions.json).\n",
+         "| contender | one core: ms/image (wall, median round) | time vs thumbs (min-max) | peak RSS MiB |",
+         "| --- | ---: | ---: | ---: |"]
+    for name, a in one.items():
+        L.append(f"| {name} | {a['ms_per_image']:.0f} | {a['ratio']:.2f}x "
+                 f"({a['ratio_lo']:.2f}-{a['ratio_hi']:.2f}) | {a['rss']:.0f} |")
+    L.append("")
+    L += versions_section(results)
+    (docs / "libvips-versions.md").write_text("\n".join(L))
+
+
 def main():
     results = json.loads(Path(sys.argv[1]).read_text())
     docs = Path(sys.argv[2])
     docs.mkdir(parents=True, exist_ok=True)
+    if "all_cores" not in results or not results.get("single"):
+        versions_page(results, docs)
+        return
     v = results["versions"]
     one = throughput(results["one_core"], 1)
     allc = throughput(results["all_cores"], v["cores"])
@@ -180,6 +288,9 @@ def main():
     L.append(f"On the {len(jpegs)} packaged JPEGs alone (sum of per-file medians): "
              + ", ".join(f"{n} {jpeg_sum[n] / 1000:.1f} s ({jpeg_sum[n] / jpeg_sum['thumbs']:.2f}x "
                          "thumbs)" for n in per_file) + ".\n")
+
+    if any(on_release(n) for n in results["one_core"]):
+        L += versions_section(results)
 
     L.append("## One image at a time, one core (12, 18 and 20 MP JPEGs)\n")
     L.append(f"Each round each contender's process renders the image "
@@ -294,7 +405,7 @@ def main():
     L.append(f"- The same on the packaged JPEGs alone: **{jpeg_sum['sharp'] / jpeg_sum['thumbs']:.2f}x**"
              f" ({'met' if jpeg_sum['sharp'] >= 2 * jpeg_sum['thumbs'] else 'missed'}); "
              f"vs the fastest other libvips way there: thumbs takes "
-             f"{jpeg_sum['thumbs'] / min(v for k, v in jpeg_sum.items() if k != 'thumbs'):.2f}x.")
+             f"{jpeg_sum['thumbs'] / min(v for k, v in jpeg_sum.items() if k != 'thumbs' and not on_release(k)):.2f}x.")
     L.append(f"- Peak memory for an 18 MP JPEG <= 0.5x sharp: **{r18:.2f}x** "
              f"({'met' if r18 <= 0.5 else 'missed'}).")
     labels = {"test_event": "cold start to first answer (test event)",
@@ -310,7 +421,7 @@ def main():
                      "this run (see the start-up section).")
     if not st:
         L.append("- Start-up: not measured in this run.")
-    libvips_ways = {k: one[k]["ms_per_image"] for k in one if k != "thumbs"}
+    libvips_ways = {k: one[k]["ms_per_image"] for k in one if k != "thumbs" and not on_release(k)}
     fastest = min(libvips_ways, key=libvips_ways.get)
     rel = t1["ms_per_image"] / libvips_ways[fastest]
     L.append(f"- Within 1.25x of the fastest other libvips-based way ({fastest}, "

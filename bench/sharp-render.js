@@ -1,11 +1,12 @@
 // The original system's approach as a benchmark contender: for each image, one
 // sharp(buffer).rotate().resize(...) pipeline per preset, WebP q=80, written to disk.
 // Usage: node sharp-render.js --out DIR [--parallel N] FILE...
+// SHARP_MODULE names another sharp install to load (bench/sharp-0.35: sharp 0.35, libvips 8.18).
 // Prints one JSON line per image: {"file", "ms"} (read + 3 renditions + writes) or {"file", "error"}.
 'use strict';
 const fs = require('node:fs/promises');
 const path = require('node:path');
-const sharp = require('sharp');
+const sharp = require(process.env.SHARP_MODULE || 'sharp');
 
 // libvips threads per pipeline; the bench sets VIPS_CONCURRENCY=1 for the one-core runs.
 if (process.env.VIPS_CONCURRENCY) sharp.concurrency(Number(process.env.VIPS_CONCURRENCY));

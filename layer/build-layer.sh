@@ -6,15 +6,19 @@
 # (Debian sysroot) and by the Nix layer derivation (nix/layer.nix).
 #
 # Usage: layer/build-layer.sh --out DIR [--sysroot DIR] [--search DIR:DIR...]
-#          [--modules-dir DIR --modules NAME,NAME] [--exe ELF]... LIBRARY...
+#          [--modules-dir DIR --modules NAME,NAME] [--heif-plugins-dir DIR --heif-plugins NAME,NAME]
+#          [--exe ELF]... LIBRARY...
 #   --sysroot  prefix for absolute library paths (RPATH/RUNPATH entries); empty for Nix
 #   --search   where to look for a soname after the object's own RPATH/RUNPATH
 #   --exe      walk this executable's needs and its loader (PT_INTERP) but do not copy it
 #   --modules  libvips module names (vips-NAME.so) to copy from --modules-dir
+#   --heif-plugins  libheif plugin names (libheif-NAME.so; libheif 1.18+ as in Debian 13 splits its
+#              codecs into plugins) copied to OUT/lib/libheif/plugins, which libheif finds only
+#              through LIBHEIF_PLUGIN_PATH (its compiled-in folder is under /usr)
 # Env: READELF (default readelf), STRIP (default aarch64-linux-gnu-strip, else strip), PATCHELF.
 set -euo pipefail
 
-out="" sysroot="" search="" modules_dir="" modules="" exes=() seeds=()
+out="" sysroot="" search="" modules_dir="" modules="" plugins_dir="" plugins="" exes=() seeds=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) out=$2; shift 2 ;;
@@ -22,6 +26,8 @@ while [ $# -gt 0 ]; do
     --search) search=$2; shift 2 ;;
     --modules-dir) modules_dir=${2%/}; shift 2 ;;
     --modules) modules=$2; shift 2 ;;
+    --heif-plugins-dir) plugins_dir=${2%/}; shift 2 ;;
+    --heif-plugins) plugins=$2; shift 2 ;;
     --exe) exes+=("$2"); shift 2 ;;
     -*) echo "build-layer: unknown option $1" >&2; exit 2 ;;
     *) seeds+=("$1"); shift ;;
@@ -89,6 +95,13 @@ if [ -n "$modules" ]; then
   for m in ${modules//,/ }; do
     [ -f "$modules_dir/vips-$m.so" ] || { echo "build-layer: no vips-$m.so in $modules_dir" >&2; exit 1; }
     add "$mod_dest/vips-$m.so" "$modules_dir/vips-$m.so"
+  done
+fi
+if [ -n "$plugins" ]; then
+  mkdir -p "$out/lib/libheif/plugins"
+  for p in ${plugins//,/ }; do
+    [ -f "$plugins_dir/libheif-$p.so" ] || { echo "build-layer: no libheif-$p.so in $plugins_dir" >&2; exit 1; }
+    add "$out/lib/libheif/plugins/libheif-$p.so" "$plugins_dir/libheif-$p.so"
   done
 fi
 [ "${#walk[@]}" -gt 0 ] || { echo "build-layer: nothing to do" >&2; exit 2; }

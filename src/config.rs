@@ -39,6 +39,7 @@ Environment:
   THUMBS_METRICS    worker: `emf` = write CloudWatch EMF metric lines as on Lambda
   VIPS_CONCURRENCY  libvips threads per image [default: one per core]
   VIPSHOME          where libvips looks for its modules (/opt in the Lambda layer)
+  LIBHEIF_PLUGIN_PATH  where libheif looks for its codec plugins (/opt/lib/libheif/plugins in the layer)
   AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_SQS, AWS_REGION, ...
                     the standard AWS SDK variables (point them at a local emulator to test)
   RUST_LOG, AWS_LAMBDA_LOG_LEVEL, AWS_LAMBDA_LOG_FORMAT   log filter and format";

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# make bench: thumbs vs Node.js/sharp vs vipsthumbnail on a corpus of Debian wallpaper photos.
+# make bench: thumbs vs Node.js/sharp vs vipsthumbnail on a corpus of Debian wallpaper photos,
+# thumbs also on Debian 13's and unstable's libvips (library roots of scripts/setup/libvips-root.sh).
 # Installs what it needs (Debian packages, the pinned npm contender, the project venv for moto),
 # builds target/release/thumbs, runs bench/bench.py and writes docs/benchmarks/.
 # Extra arguments go to bench/bench.py (e.g. --rounds 1 --single-rounds 1 --startup-trials 2).
-# Takes about 15 minutes on 2 cores. Not part of make test.
+# Takes about 25 minutes on 2 cores. Not part of make test.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 scripts/setup/apt.sh libvips-tools libimage-exiftool-perl libheif-examples util-linux python3 \
@@ -14,6 +15,12 @@ command -v npm >/dev/null || scripts/setup/apt.sh npm
 scripts/setup/venv.sh
 scripts/build/corpus.sh
 (cd bench && npm ci --no-audit --no-fund --loglevel=error)
+# sharp 0.35 (prebuilt libvips 8.18) needs Node >= 20.9; Debian 12's Node 18 runs 0.34.5 only.
+if node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 9) ? 0 : 1)'; then
+  (cd bench/sharp-0.35 && npm ci --no-audit --no-fund --loglevel=error)
+else
+  echo "bench: Node $(node --version) is older than 20.9: sharp 0.35 is left out" >&2
+fi
 # Build and snapshot the binary under the build lock: other engineers build in this work tree
 # too, and a rebuild during the run must not swap the binary between contenders' rounds.
 # The .commit file says which commit it was built from, "+dirty" if src/ or Cargo.* differed.
