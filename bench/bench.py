@@ -145,20 +145,12 @@ class VipsThumbnail(Contender):
         return wall, ms, errors, max(r for *_, r in results)
 
 
-def script(name):
-    """A script of scripts/, wherever its group folder puts it."""
-    found = sorted(ROOT.glob(f"scripts/**/{name}"))
-    if not found:
-        sys.exit(f"bench: no {name} under scripts/")
-    return found[0]
-
-
 def libvips_releases(names):
     """{release: libvips version} for the library roots of scripts/setup/libvips-root.sh (built on
     first use, which is why this runs before any timing)."""
     out = {}
     for rel in filter(None, names.split(",")):
-        root = subprocess.run([str(script("libvips-root.sh")), rel], check=True, cwd=ROOT,
+        root = subprocess.run([str(ROOT / "scripts/setup/libvips-root.sh"), rel], check=True, cwd=ROOT,
                               stdout=subprocess.PIPE, text=True).stdout.strip()
         m = re.search(r"^libvips42t64_([^-_]+)", Path(root, ".packages").read_text(), re.M)
         out[rel] = m.group(1) if m else "?"
@@ -177,7 +169,7 @@ def contenders(one_core):
           ThumbsPerPreset("thumbs per-preset", prefix, env),
           Sharp("sharp", prefix, env),
           VipsThumbnail("vipsthumbnail", prefix, env)]
-    run = str(script("libvips-run.sh"))
+    run = str(ROOT / "scripts/setup/libvips-run.sh")
     for rel, version in RELEASES.items():
         cs.append(Thumbs(f"thumbs, libvips {version}", prefix + [run, rel], env))
     if SHARP_NEXT.exists():
