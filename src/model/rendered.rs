@@ -19,8 +19,9 @@ pub enum RenderError {
     Corrupt(String),
     #[error("could not encode {format}: {message}")]
     Encode { format: Format, message: String },
-    /// The machine ran short (memory, temporary disk, file handles): not the file's fault.
-    #[error("the server ran out of resources while rendering: {0}")]
+    /// The machine ran short (memory, temporary disk, file handles) or lacks a codec it should
+    /// have: not the file's fault.
+    #[error("the server could not render it just now (a shortage or a missing codec on our side, not a fault of the file): {0}")]
     Resources(String),
     /// A bug of ours (a panic while rendering), caught so one file cannot stop the others.
     #[error("internal error while rendering: {0}")]

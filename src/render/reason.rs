@@ -1,8 +1,9 @@
 //! libvips' error text turned into a reason for the person who uploaded the file: libvips'
 //! operation and class names removed, a plain sentence kept, never an empty string.
 
-/// True when libvips failed for lack of memory, temporary disk or file handles: the same
-/// bytes may well succeed on another try, so this is not the file's fault.
+/// True when libvips failed for lack of memory, temporary disk or file handles, or of a codec
+/// this installation should have (a deployment fault): the same bytes may well succeed on
+/// another try, or after a fix and a redrive, so this is not the file's fault.
 pub fn is_resource_failure(message: &str) -> bool {
     let text = message.to_ascii_lowercase();
     // libheif says "Memory allocation error: Security limit exceeded" for images over its
@@ -20,6 +21,8 @@ pub fn is_resource_failure(message: &str) -> bool {
         "unable to open temp",
         "tmpfile",
         "temp file",
+        "no decoding plugin",
+        "no encoding plugin",
     ]
     .iter()
     .any(|needle| text.contains(needle))
@@ -118,5 +121,17 @@ mod tests {
             "heif: Memory allocation error: Security limit exceeded: Image size 10x20000"
         ));
         assert!(!is_resource_failure("VipsJpeg: Premature end of JPEG file"));
+    }
+
+    #[test]
+    fn a_codec_missing_from_this_installation_is_not_the_files_fault() {
+        // Debian 13's libheif loads its HEVC decoder as a plugin: a layer deployed without
+        // LIBHEIF_PLUGIN_PATH cannot read a valid HEIC, which must not be called corrupt.
+        assert!(is_resource_failure(
+            "heifload: No decoding plugin installed for this compression format (4.3000)"
+        ));
+        assert!(is_resource_failure(
+            "heifsave: No encoding plugin installed for this compression format"
+        ));
     }
 }
