@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
-    MessageSystemAttributeName, SendMessageBatchRequestEntry,
+    BatchResultErrorEntry, ChangeMessageVisibilityBatchRequestEntry,
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, SendMessageBatchRequestEntry,
 };
 
 /// SQS takes at most ten entries per batch call.
@@ -124,6 +124,11 @@ impl SqsQueue {
     }
 }
 
+/// Why SQS refused one entry of a batch, as "Code: message".
+fn entry_reason(f: &BatchResultErrorEntry) -> String {
+    format!("{}: {}", f.code(), f.message().unwrap_or(""))
+}
+
 fn queue_error<E: std::error::Error + 'static>(url: &str) -> impl Fn(E) -> QueueError + '_ {
     move |e| QueueError {
         url: url.to_string(),
@@ -158,10 +163,7 @@ impl Queue for SqsQueue {
         Ok(output
             .failed()
             .iter()
-            .map(|f| {
-                let reason = format!("{}: {}", f.code(), f.message().unwrap_or(""));
-                (f.id().to_string(), reason)
-            })
+            .map(|f| (f.id().to_string(), entry_reason(f)))
             .collect())
     }
 
@@ -272,8 +274,7 @@ impl Queue for SqsQueue {
             .iter()
             .filter_map(|f| {
                 let index: usize = f.id().parse().ok()?;
-                let reason = format!("{}: {}", f.code(), f.message().unwrap_or(""));
-                Some((received.get(index)?.message_id.clone(), reason))
+                Some((received.get(index)?.message_id.clone(), entry_reason(f)))
             })
             .collect())
     }
