@@ -206,7 +206,7 @@ pub async fn redrive<Q: Queue>(
         };
         let (chosen, others): (Vec<Received>, Vec<Received>) = batch
             .into_iter()
-            .partition(|m| kind.map_or(true, |k| kind_of(m) == k));
+            .partition(|m| kind.is_none_or(|k| kind_of(m) == k));
         counts.left += others.len() as u64;
         walk.held.extend(others);
         if dry_run {
