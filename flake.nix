@@ -2,14 +2,14 @@
 # the build logic lives in nix/.
 #   nix build .#lambda   function zip (aarch64 `bootstrap`)     nix build .#layer   /opt layer zip
 #   nix run .#deploy -- --stack-name NAME                         nix develop / nix flake check
-# On macOS: the dev shell, the native `thumbs` and the checks; the Lambda zips are Linux builds
-# (`nix build .#packages.aarch64-linux.lambda` through a Linux builder, see README).
-# flake.lock pins nixos-25.11 at a revision seen in public lock files; it was not fetched or
-# verified where this was written (no access to GitHub or a binary cache there).
+# The zips are aarch64-linux builds on every system (x86_64-linux and macOS through an
+# aarch64-linux builder: README, "First build"); the dev shell, `thumbs` and the checks are native.
+# flake.lock pins nixos-26.05 (rustc 1.95.0, vips 8.18) at a revision and narHash seen in several
+# public files; it was not fetched where this was written (no access to GitHub or a binary cache).
 {
   description = "Event-driven thumbnail pipeline for AWS Lambda (arm64) with libvips";
 
-  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-25.11";
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
 
   outputs = { self, nixpkgs }:
     let

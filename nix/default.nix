@@ -11,21 +11,23 @@ let
   # Development and checks run natively against nixpkgs' own (binary-cached) vips.
   thumbs = pkgs.callPackage ./thumbs.nix crate;
 
-  # The deployable artifacts are aarch64 Linux whatever builds them: cross from x86_64, native on
-  # aarch64. A Mac builds them as packages.aarch64-linux.* through a Linux builder.
-  linux = lib.optionalAttrs pkgs.stdenv.hostPlatform.isLinux (
-    let
-      pkgsArm = if system == "aarch64-linux" then pkgs else pkgs.pkgsCross.aarch64-multiplatform;
-      vipsLayer = pkgsArm.callPackage ./vips.nix { };
-      thumbsArm = pkgsArm.callPackage ./thumbs.nix (crate // { vips = vipsLayer; forLambda = true; });
-      artifact = { targetCc = pkgsArm.stdenv.cc; inherit self; thumbs = thumbsArm; };
-    in
-    {
-      lambda = pkgs.callPackage ./lambda.nix artifact;
-      layer = pkgs.callPackage ./layer.nix (artifact // { vips = vipsLayer; });
-    }
-  );
-  zips = if pkgs.stdenv.hostPlatform.isLinux then linux else { inherit (self.packages.aarch64-linux) lambda layer; };
+  # The deployable artifacts are aarch64-linux builds from nixpkgs' native aarch64-linux set on
+  # every system: its rustc, glib, libheif, glibc... are in the binary cache, so only the lean
+  # libvips, the crate and the zips are built (README, "First build"). x86_64-linux and the Macs
+  # build the same derivations through an aarch64-linux builder (remote, a VM, or qemu binfmt).
+  zips =
+    if system == "aarch64-linux" then
+      let
+        vipsLayer = pkgs.callPackage ./vips.nix { };
+        thumbsArm = pkgs.callPackage ./thumbs.nix (crate // { vips = vipsLayer; forLambda = true; });
+        artifact = { targetCc = pkgs.stdenv.cc; inherit self; thumbs = thumbsArm; };
+      in
+      {
+        lambda = pkgs.callPackage ./lambda.nix artifact;
+        layer = pkgs.callPackage ./layer.nix (artifact // { vips = vipsLayer; });
+      }
+    else { inherit (self.packages.aarch64-linux) lambda layer; };
+  linux = lib.optionalAttrs pkgs.stdenv.hostPlatform.isLinux zips;
 in
 {
   packages = linux // { inherit thumbs; default = linux.lambda or thumbs; };

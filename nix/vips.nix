@@ -2,8 +2,8 @@
 # built-in nsgif), TIFF and HEIF/AVIF, applies EXIF orientation and ICC profiles (lcms2), and
 # encodes JPEG, WebP and AVIF. Everything else is off, each library with the meson feature that
 # looks for it (nixpkgs' meson hook passes -Dauto_features=enabled: a nulled library whose
-# feature stays on stops configure). No GObject introspection (cross builds would need an
-# emulator) and so no API docs (libvips' doc/meson.build requires introspection).
+# feature stays on stops configure). No GObject introspection (the Rust binding calls the C API;
+# the typelib is for other languages) and so no API docs (libvips' doc/meson.build requires it).
 { lib, vips }:
 let
   takes = lib.functionArgs vips.override;

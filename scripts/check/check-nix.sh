@@ -3,8 +3,10 @@
 #   - nixpkgs-fmt --check and deadnix on the project's Nix files (not the copied nixpkgs lib)
 #   - flake.lock is a well-formed v7 lock pinning the input flake.nix names
 #   - files the Nix code reads from the repository exist
-#   - scripts/check/nix-eval.sh: a private Nix 2.26 evaluates every output of the flake for all four
-#     systems from a cold store, against tests/nix/nixpkgs (the real nixpkgs lib, stub packages)
+#   - scripts/check/nix-eval.sh: Cargo.toml's rust-version against the locked crates'; a private Nix
+#     2.26 evaluates every output of the flake for all four systems from a cold store, against
+#     tests/nix/nixpkgs (the real nixpkgs lib, stub packages of the pinned nixos-26.05, whose
+#     rustPlatform refuses crates that need a newer rustc, as cargo does)
 #   - tests/nix/negative-controls.sh: each defect the flake once had, put back, is caught
 # NOT verified here: that nixpkgs' real packages build any of it (see README, "What is verified").
 # shellcheck disable=SC2016 # the single-quoted ${...} are Nix and sed text, not shell
@@ -20,7 +22,7 @@ for tool in nixpkgs-fmt@1.3.0 deadnix@1.3.1; do
   fi
 done
 
-files=(flake.nix nix/*.nix tests/nix/*.nix tests/nix/nixpkgs/*.nix tests/nix/nixpkgs/pkgs/*.nix tests/nix/nixpkgs-next/*.nix)
+files=(flake.nix nix/*.nix tests/nix/*.nix tests/nix/nixpkgs/*.nix tests/nix/nixpkgs/pkgs/*.nix tests/nix/nixpkgs-prev/*.nix)
 nixpkgs-fmt --check "${files[@]}"
 # The vips stand-ins' formal arguments are the data under test (nixpkgs' exact argument lists),
 # passed on whole through `@args`: deadnix checks them without lambda pattern names.
@@ -59,6 +61,9 @@ work=target/nix/check
 rm -rf "$work"
 mkdir -p "$work/src"
 git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$work/src"
+# The crates' manifests once for every evaluation below (the negative controls' too).
+flock /tmp/rust-build.lock cargo metadata --locked --format-version 1 >"$work/cargo-metadata.json"
+export THUMBS_CARGO_METADATA="$work/cargo-metadata.json"
 scripts/check/nix-eval.sh "$work/src" "$work/run"
 tests/nix/negative-controls.sh "$work/src" "$work/negative"
 echo "check-nix: passed in $((SECONDS - start)) s"

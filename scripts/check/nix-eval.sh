@@ -1,22 +1,35 @@
 #!/usr/bin/env bash
 # Evaluate every output of the flake in SRC (a plain copy of the repository) from a cold store.
-# With a private Nix (scripts/setup/nix-install.sh), against the project's stand-in nixpkgs (tests/nix/nixpkgs: the
-# real nixpkgs lib at 25.11 and stub packages). Fails on the first output that does not evaluate.
+# With a private Nix (scripts/setup/nix-install.sh), against SRC's stand-in nixpkgs (tests/nix/nixpkgs: the real
+# nixpkgs lib at 25.11 and stub packages of nixos-26.05, the pin). Fails on the first check that fails.
+#   0. the crates' rust-versions (cargo metadata --locked): Cargo.toml's rust-version is the highest
+#      of the locked packages', and they go to the stand-in, whose buildRustPackage refuses, as cargo
+#      does, a lock that asks for a newer rustc than the release's
 #   1. nix flake check --no-build --all-systems, with no warning
 #   2. nix eval: the drvPath of every package, dev shell, check and formatter, every app's program
-#   3. the lean libvips against vips 8.18's arguments and meson options (tests/nix/nixpkgs-next)
+#   3. the previous pin (tests/nix/nixpkgs-prev: vips 8.17.3, rustc 1.91.1): the lean libvips still
+#      configures, and the Lambda build is refused with cargo's error naming the crates
 #   4. what `nix develop` holds, compared with the README's list
 #   5. the libraries the Nix layer carries
 # Usage: scripts/check/nix-eval.sh SRC WORKDIR   (WORKDIR is emptied first: a fresh store and caches)
+# THUMBS_CARGO_METADATA: a `cargo metadata --locked --format-version 1` of SRC's Cargo.lock, made
+# once by the caller (scripts/check/check-nix.sh) for many runs; made here when unset.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 src=$(realpath "$1") work=$(realpath -m "$2")
 nix=$("$repo/scripts/setup/nix-install.sh")
 rm -rf "$work"
 mkdir -p "$work"/{etc,cache,config,state,data}
-cp -r "$repo/tests/nix/nixpkgs" "$work/nixpkgs"
-cp -r "$repo/tests/nix/nixpkgs-next" "$work/nixpkgs-next"
-cp -r "$repo/tests/nix/nixpkgs" "$work/nixpkgs-next/base"
+cp -r "$src/tests/nix/nixpkgs" "$work/nixpkgs"
+cp -r "$src/tests/nix/nixpkgs-prev" "$work/nixpkgs-prev"
+say() { echo "nix-eval: $*"; }
+
+metadata=${THUMBS_CARGO_METADATA:-$work/cargo-metadata.json}
+if [ -z "${THUMBS_CARGO_METADATA:-}" ]; then
+  flock /tmp/rust-build.lock cargo metadata --locked --format-version 1 --manifest-path "$src/Cargo.toml" >"$metadata"
+fi
+python3 "$repo/scripts/check/rust-versions.py" "$metadata" "$src/Cargo.toml" "$work/nixpkgs/vendored-crates.json"
+cp -r "$work/nixpkgs" "$work/nixpkgs-prev/base"
 export NIX_CONF_DIR="$work/etc" NIX_USER_CONF_FILES="" XDG_CACHE_HOME="$work/cache" \
   XDG_CONFIG_HOME="$work/config" XDG_CONFIG_DIRS="$work/config" XDG_STATE_HOME="$work/state" XDG_DATA_HOME="$work/data"
 export NIX_CONFIG="experimental-features = nix-command flakes
@@ -29,14 +42,14 @@ flake="path:$src"
 # Nix's stderr without the lock-override chatter. Filtered after nix exits, not through a process
 # substitution: that one is not waited for, so a caller reading the redirected stderr (the error
 # text, the warnings) could read it before the filter had written it.
-run() {
-  local status=0
-  "$nix" --store "$work/store" "$@" --override-input nixpkgs "path:$work/nixpkgs" 2>"$work/nix.stderr" || status=$?
+run() { with "$work/nixpkgs" "$@"; }
+with() {
+  local status=0 standin=$1
+  shift
+  "$nix" --store "$work/store" "$@" --override-input nixpkgs "path:$standin" 2>"$work/nix.stderr" || status=$?
   grep -v -e 'not writing modified lock file' -e "Updated input 'nixpkgs'" -e "^    '" -e '^  → ' "$work/nix.stderr" >&2 || true
   return "$status"
 }
-say() { echo "nix-eval: $*"; }
-
 run flake check --no-build --all-systems "$flake" 2>"$work/flake-check.log" || {
   cat "$work/flake-check.log" >&2
   say "FAILED: nix flake check --no-build" >&2
@@ -73,16 +86,29 @@ print(f"nix-eval:   packages.x86_64-linux.layer = {out['packages']['x86_64-linux
 PY
 
 flags='l: builtins.concatStringsSep " " l'
-say "lean vips 8.17.3 (nixos-25.11) configures with: $(run eval --raw "$flake#packages.aarch64-linux.layer.vips.mesonFlags" --apply "$flags")"
+release=$(run eval --raw "$flake#packages.aarch64-linux.layer.vips.version")
+say "lean vips $release (nixos-26.05) configures with: $(run eval --raw "$flake#packages.aarch64-linux.layer.vips.mesonFlags" --apply "$flags")"
+prev="$work/nixpkgs-prev"
 for system in x86_64-linux aarch64-linux; do
-  "$nix" --store "$work/store" eval --raw "$flake#packages.$system.layer.drvPath" \
-    --override-input nixpkgs "path:$work/nixpkgs-next" 2>"$work/next.log" >/dev/null || {
-    cat "$work/next.log" >&2
-    say "FAILED: the layer against vips 8.18 ($system)" >&2
+  with "$prev" eval --raw "$flake#packages.$system.layer.vips.drvPath" >/dev/null 2>"$work/prev.log" || {
+    cat "$work/prev.log" >&2
+    say "FAILED: the lean vips against the previous pin's vips 8.17.3 ($system)" >&2
     exit 1
   }
 done
-say "lean vips 8.18 (next release's arguments) configures with: $("$nix" --store "$work/store" eval --raw "$flake#packages.aarch64-linux.layer.vips.mesonFlags" --apply "$flags" --override-input nixpkgs "path:$work/nixpkgs-next" 2>/dev/null)"
+say "lean vips 8.17.3 (nixos-25.11, the previous pin) configures with: $(with "$prev" eval --raw "$flake#packages.aarch64-linux.layer.vips.mesonFlags" --apply "$flags")"
+# The version check's own control: today's Cargo.lock with the previous pin's rustc 1.91.1.
+if with "$prev" eval --raw "$flake#packages.aarch64-linux.lambda.drvPath" >/dev/null 2>"$work/prev-rustc.log"; then
+  say "FAILED: the Lambda build evaluates with nixos-25.11's rustc 1.91.1, which Cargo.lock's crates refuse" >&2
+  exit 1
+fi
+grep -q 'rustc 1.91.1 is not supported by the following packages' "$work/prev-rustc.log" || {
+  cat "$work/prev-rustc.log" >&2
+  say "FAILED: the Lambda build against rustc 1.91.1 failed without cargo's rust-version error" >&2
+  exit 1
+}
+refused=$(grep -o '[A-Za-z0-9_-]*@[0-9][0-9.]* requires rustc [0-9.]*' "$work/prev-rustc.log" | sed 's/ requires rustc / needs /')
+say "nixos-25.11's rustc 1.91.1 is refused, as cargo would: $(wc -l <<<"$refused") packages: $(paste -sd, <<<"$refused" | sed 's/,/, /g')"
 
 names='ds: let n = map (d: d.pname or d.name); in builtins.concatStringsSep " " (n ds.nativeBuildInputs ++ [ "|" ] ++ n ds.buildInputs)'
 shell=$(run eval --raw "$flake#devShells.x86_64-linux.default" --apply "$names")

@@ -1,7 +1,8 @@
-# thumbs' stand-in for nixpkgs (see README.md): nixpkgs' real `lib` at the 25.11 branch point and
-# stub packages, for evaluating the flake where nixpkgs cannot be fetched.
+# thumbs' stand-in for nixpkgs (docs/nix.md): nixpkgs' real `lib` at the 25.11 branch point and
+# stubs of nixos-26.05's packages (./release.nix, ./PROVENANCE.md), for evaluating the flake where
+# nixpkgs cannot be fetched.
 {
-  description = "Stand-in nixpkgs: the real lib (25.11) with stub packages";
+  description = "Stand-in nixpkgs: the real lib (25.11) with stubs of nixos-26.05";
 
   outputs = _:
     let

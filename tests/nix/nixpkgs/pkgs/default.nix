@@ -1,20 +1,22 @@
-# The stub package set for one host platform. Only `vips` is called and overridden the way the
-# flake overrides it, so it alone has nixpkgs' exact argument list (./vips-8.17.nix); the other
-# packages are leaves with the inputs their nixos-25.11 counterparts link against (enough to list
-# a closure), and functions (runCommand, mkShell, writeShellApplication, buildRustPackage,
-# python3.withPackages) with nixpkgs' argument names.
+# The stub package set for one host platform, as nixos-26.05 has it (../release.nix; every stub's
+# upstream file is in ../PROVENANCE.md). Only `vips` is called and overridden the way the flake
+# overrides it, so it alone has nixpkgs' exact argument list (./vips-8.18.nix); the other packages
+# are leaves with the libraries their nixpkgs counterparts link (enough to list a closure), and
+# functions (runCommand, mkShell, writeShellApplication, buildRustPackage, python3.withPackages)
+# with nixpkgs' argument names.
 { lib, final, buildPlatform, hostPlatform, buildPackages, pkgsCross }:
 let
   isCross = buildPlatform.config != hostPlatform.config;
   callPackage = lib.callPackageWith final;
   inherit (final) stdenv;
   # A package: name and the libraries it propagates or links.
-  leaf = pname: { deps ? [ ], propagated ? [ ], meta ? { } }: stdenv.mkDerivation {
+  leaf = pname: { deps ? [ ], propagated ? [ ], meta ? { }, version ? null }: stdenv.mkDerivation ({
     inherit pname;
     buildInputs = deps;
     propagatedBuildInputs = propagated;
     meta = { platforms = lib.platforms.all; } // meta;
-  };
+  } // lib.optionalAttrs (version != null) { inherit version; });
+  release = import ../release.nix;
   # Tools run at build time come from the build platform's set, as with nixpkgs' splicing.
   tool = pname: buildPackages.${pname};
   pythonPackageNames = [ "moto" "flask" "flask-cors" "boto3" "pytest" "pycairo" "cfn-lint" ];
@@ -36,18 +38,21 @@ in
     };
   };
 
-  # Libraries with the libraries their nixos-25.11 builds link or propagate (the rest, below, are
+  # Libraries with the libraries their nixpkgs builds link or propagate (the rest, below, are
   # leaves: the libraries the lean libvips leaves out have their own closures elided, since the
   # layer does not carry them).
   glibc = leaf "glibc" { meta.platforms = lib.platforms.linux; };
   gcc-unwrapped = leaf "gcc" { } // { lib = leaf "gcc-lib" { }; };
   util-linuxMinimal = leaf "util-linux-minimal" { };
-  glib = leaf "glib" { deps = [ final.pcre2 ] ++ lib.optional hostPlatform.isLinux final.util-linuxMinimal; propagated = [ final.zlib final.libffi ]; };
+  glib = leaf "glib" { deps = [ final.pcre2 ] ++ lib.optionals hostPlatform.isLinux [ final.libselinux final.util-linuxMinimal ]; propagated = [ final.zlib final.libffi ]; };
+  libselinux = leaf "libselinux" { deps = [ final.pcre2 ]; meta.platforms = lib.platforms.linux; };
   libxml2 = leaf "libxml2" { propagated = [ final.zlib ]; };
   libjpeg = leaf "libjpeg-turbo" { };
   libpng = leaf "libpng" { propagated = [ final.zlib ]; };
   libtiff = leaf "libtiff" { propagated = [ final.libdeflate final.libjpeg final.xz final.zlib final.zstd final.lerc final.libwebp ]; };
-  libheif = leaf "libheif" { deps = [ final.libde265 final.x265 final.dav1d final.libaom final.libjpeg final.libpng ]; };
+  # Codecs built in (no plugin options passed); its gdk-pixbuf loader is a separate module that
+  # libheif.so does not link, so gdk-pixbuf is left out.
+  libheif = leaf "libheif" { deps = [ final.dav1d final.rav1e final.libde265 final.x265 final.libaom final.libjpeg final.libpng ]; };
   pango = leaf "pango" { propagated = [ final.fontconfig ]; };
 
   # Tools whose names differ from their attributes, or that need a platform list.
@@ -68,7 +73,11 @@ in
   };
   python3Packages = final.python3.pkgs;
 
-  vips = callPackage ./vips-8.17.nix { };
+  vips = callPackage ./vips-8.18.nix { };
+
+  # nixpkgs' Rust toolchain of the release: rustc, cargo, clippy and rustfmt share its version.
+  rustc = leaf "rustc" { version = release.rust; };
+  cargo = leaf "cargo" { version = release.rust; };
 
   # Fetchers and passthru helpers: never fetched here (the meson model rides on the source).
   fetchFromGitHub = { repo, tag ? null, rev ? null, ... }:
@@ -115,5 +124,5 @@ in
 }
   // lib.genAttrs
   # Leaves: libraries without inputs of their own that matter here, and build tools.
-  [ "zlib" "libffi" "pcre2" "expat" "libwebp" "libdeflate" "xz" "zstd" "lerc" "libexif" "lcms2" "libhwy" "libde265" "x265" "dav1d" "libaom" "cgif" "libimagequant" "fftw" "cfitsio" "libarchive" "libjxl" "matio" "openexr" "openjpeg" "openslide" "poppler" "librsvg" "imagemagick" "fontconfig" "libraw" "libultrahdr" "meson" "ninja" "docbook-xsl-nons" "gi-docgen" "patchelf" "zip" "unzip" "cargo" "rustc" "clippy" "rustfmt" "awscli2" "coreutils" "gnugrep" "gnused" "gawk" "shellcheck" ]
+  [ "zlib" "libffi" "pcre2" "expat" "libwebp" "libdeflate" "xz" "zstd" "lerc" "libexif" "lcms2" "libhwy" "libde265" "x265" "dav1d" "rav1e" "libaom" "cgif" "libimagequant" "fftw" "cfitsio" "libarchive" "libjxl" "matio" "openexr" "openjpeg" "openslide" "poppler" "librsvg" "imagemagick" "fontconfig" "libraw" "libultrahdr" "meson" "ninja" "docbook-xsl-nons" "gi-docgen" "patchelf" "zip" "unzip" "clippy" "rustfmt" "awscli2" "coreutils" "gnugrep" "gnused" "gawk" "shellcheck" ]
   (name: leaf name { })

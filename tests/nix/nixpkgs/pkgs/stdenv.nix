@@ -10,14 +10,16 @@ let
   internal = [ "meta" "passthru" "env" "cargoLock" "finalPackage" "overrideAttrs" "outputs" "name" "pname" "version" "__structuredAttrs" ];
   coercible = value:
     builtins.isString value || builtins.isBool value || builtins.isInt value || builtins.isPath value
-    || value == null || lib.isDerivation value
+    || value == null || lib.isDerivation value || (builtins.isAttrs value && value ? outPath)
     || (builtins.isList value && builtins.all coercible value);
   build = args:
     let
       outputs = args.outputs or [ "out" ];
       name = args.name or "${args.pname}${lib.optionalString isCross "-${hostPlatform.config}"}${lib.optionalString (args ? version) "-${args.version}"}";
       configured = import ./meson.nix { inherit lib hostPlatform; } args;
-      drv = derivation (lib.filterAttrs (n: v: !(builtins.elem n internal) && coercible v) args // (args.env or { }) // {
+      # Names decided without forcing values (as nixpkgs' mkDerivation): an attribute read off the
+      # result (layer.vips) must not evaluate the derivation's other inputs.
+      drv = derivation (lib.mapAttrs (_: v: if coercible v then v else null) (builtins.removeAttrs args internal) // (args.env or { }) // {
         inherit name outputs;
         system = buildPlatform.system;
         builder = "/bin/sh";
@@ -28,6 +30,8 @@ let
     # As with nixpkgs, the derivation's arguments stay readable on the result (drv.src, ...).
     builtins.removeAttrs args [ "passthru" "finalPackage" "env" ] // drv // args.passthru or { } // {
       meta = { outputsToInstall = [ (builtins.head outputs) ]; } // args.meta or { };
+      # What a meson-modelled library links (./meson.nix), for the layer's closure.
+      mesonLinks = configured.links;
     } // lib.genAttrs [ "nativeBuildInputs" "buildInputs" "propagatedBuildInputs" "nativeCheckInputs" ] (n: args.${n} or [ ]);
   extensible = rattrs:
     let

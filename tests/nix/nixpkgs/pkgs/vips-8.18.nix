@@ -1,6 +1,6 @@
-# Stand-in for nixpkgs' vips 8.18 package (nixpkgs-unstable, the 26.05 line): compared with
-# 8.17.3 it takes `libraw`, `libultrahdr` and `withDevDoc`, and passes `-Ddocs=true` only with
-# withDevDoc. Used by scripts/check/check-nix.sh to evaluate the lean override against the next release.
+# Stand-in for nixos-26.05's pkgs/by-name/vi/vips/package.nix (vips 8.18, ../PROVENANCE.md):
+# compared with 8.17.3 it takes `libraw`, `libultrahdr` and `withDevDoc`, and passes `-Ddocs=true`
+# only with withDevDoc. The pinned release's vips; ./vips-8.17.nix is the previous pin's.
 { lib
 , stdenv
 , fetchFromGitHub
@@ -47,7 +47,7 @@
 , nix-update-script
 }@args:
 import ./vips-package.nix (args // { inherit withIntrospection; }) {
-  version = "8.18.0";
+  version = (import ../release.nix).vips;
   docs = withDevDoc;
   optional = [ libraw libultrahdr ];
 }

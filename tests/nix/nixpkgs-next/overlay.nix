@@ -1,1 +1,0 @@
-final: _: { vips = final.callPackage ./base/pkgs/vips-8.18.nix { }; }
