@@ -4,7 +4,7 @@
 # Read from the machine's own apt configuration (sources.list and sources.list.d, one-line and deb822
 # .sources alike, as `apt-get indextargets` lists them, downloaded or not): the entry for this release's suite (or its
 # -updates) is the archive, the one for its -security suite the security archive. Other releases' suites
-# are then asked of the same URIs: a Debian mirror (or a snapshot.debian.org date) carries them all.
+# are then asked of the same URIs: a Debian mirror (or a dated snapshot archive) carries them all.
 # Override, for a mirror or proxy apt does not know about: DEBIAN_MIRROR=URI, DEBIAN_SECURITY_MIRROR=URI.
 # DEBIAN_CODENAME overrides the release read from /etc/os-release (VERSION_CODENAME).
 set -euo pipefail
