@@ -16,6 +16,7 @@ use tokio::task::JoinSet;
 use tracing::warn;
 
 use crate::config::PipelineConfig;
+use crate::display::{self, escaped};
 use crate::event_body;
 use crate::model::ObjectRef;
 use crate::progress::Progress;
@@ -65,7 +66,7 @@ pub struct Summary {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("listing s3://{bucket}/{prefix} failed after {listed} objects: {source}")]
+#[error("listing s3://{}/{} failed after {listed} objects: {source}", escaped(.bucket), escaped(.prefix))]
 pub struct ListError {
     pub bucket: String,
     pub prefix: String,
@@ -149,12 +150,13 @@ pub async fn run<L: ObjectLister, Q: Queue, D: AlreadyDone>(
     let work = enqueue_pages(lister, queue, done, options, stop, |summary| {
         let known = total.load(Ordering::Relaxed);
         let c = &summary.counts;
+        let resume = display::start_after(summary.resume_after.as_deref().unwrap_or(""));
         let detail = format!(
-            "enqueued {} skipped {} failed {}; resume with --start-after '{}'",
+            "enqueued {} skipped {} failed {}; resume with {}",
             c.enqueued,
             c.skipped,
             c.failed,
-            summary.resume_after.as_deref().unwrap_or("")
+            display::command(resume.iter().map(String::as_str))
         );
         progress.update(c.listed, (known != UNKNOWN).then_some(known), &detail);
     });
@@ -284,7 +286,7 @@ async fn skipped<D: AlreadyDone>(
             let result = done.is_done(&bucket, &object).await;
             drop(permit);
             let is_done = result.unwrap_or_else(|e| {
-                warn!(key = %object.key, error = %e, "could not check the manifest; enqueueing");
+                warn!(key = %escaped(&object.key), error = %e, "could not check the manifest; enqueueing");
                 false
             });
             (index, is_done)

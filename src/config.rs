@@ -25,6 +25,9 @@ Environment:
   OUTPUT_BUCKET     worker/lambda: bucket the renditions go to (required)
   OUTPUT_PREFIX     worker/lambda: key prefix of the renditions [default: thumbnails/]
   INPUT_PREFIX      worker/lambda: only keys under it are processed [default: uploads/]
+  OUTPUT_LAYOUT     worker/lambda: key = OUTPUT_PREFIX<key below INPUT_PREFIX>/, bucket =
+                    OUTPUT_PREFIX<bucket>/<key below INPUT_PREFIX>/ (required with several
+                    INPUT_BUCKETS; changing it moves every output: see README) [default: key]
   DLQ_URL           worker/lambda: queue that gets permanent failures at once, with the reason
                     (unset: they are left for the queue's redrive policy)
   MAX_RECEIVES      worker/lambda: the queue's maxReceiveCount; on the last receive a failure
@@ -37,6 +40,8 @@ Environment:
                     [default: public, max-age=31536000, immutable]
   MANIFEST_CACHE_CONTROL  Cache-Control of manifest.json, rewritten on re-upload [default: no-cache]
   THUMBS_METRICS    worker: `emf` = write CloudWatch EMF metric lines as on Lambda
+  THUMBS_STACK      worker/lambda: the metrics' `Stack` dimension (the template sets the stack's
+                    name) [default: none]
   VIPS_CONCURRENCY  libvips threads per image [default: one per core]
   VIPSHOME          where libvips looks for its modules (/opt in the Lambda layer)
   LIBHEIF_PLUGIN_PATH  where libheif looks for its codec plugins (/opt/lib/libheif/plugins in the layer)
@@ -135,6 +140,29 @@ pub fn default_concurrency() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// Where an original's outputs go below `OUTPUT_PREFIX` (`OUTPUT_LAYOUT`): chosen, never
+/// derived from the number of input buckets, so adding a bucket moves no output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputLayout {
+    /// `<key below INPUT_PREFIX>/`
+    #[default]
+    Key,
+    /// `<bucket>/<key below INPUT_PREFIX>/`
+    Bucket,
+}
+
+impl std::str::FromStr for OutputLayout {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "key" => Ok(OutputLayout::Key),
+            "bucket" => Ok(OutputLayout::Bucket),
+            _ => Err("expected `key` or `bucket`".into()),
+        }
+    }
+}
+
 /// Settings of the worker and the Lambda function.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PipelineConfig {
@@ -143,6 +171,7 @@ pub struct PipelineConfig {
     pub output_bucket: String,
     pub output_prefix: String,
     pub input_prefix: String,
+    pub output_layout: OutputLayout,
     pub dlq_url: Option<String>,
     pub cache_control: String,
     pub manifest_cache_control: String,
@@ -200,7 +229,16 @@ impl PipelineConfig {
                 ),
             });
         }
+        let output_layout = env.parse("OUTPUT_LAYOUT", OutputLayout::default())?;
+        // Two buckets' `uploads/a.jpg` would share one output folder.
+        if input_buckets.len() > 1 && output_layout == OutputLayout::Key {
+            return Err(ConfigError::Invalid {
+                var: "OUTPUT_LAYOUT",
+                reason: "`key` (the default) would mix the outputs of several INPUT_BUCKETS: set `bucket`".into(),
+            });
+        }
         Ok(PipelineConfig {
+            output_layout,
             input_buckets,
             output_bucket,
             output_prefix: output_prefix.to_string(),
@@ -257,9 +295,28 @@ mod tests {
 
     #[test]
     fn input_buckets_are_a_trimmed_list() {
-        let env = Env::from_pairs([("OUTPUT_BUCKET", "out"), ("INPUT_BUCKETS", "a, b ,c")]);
+        let env = Env::from_pairs([
+            ("OUTPUT_BUCKET", "out"),
+            ("INPUT_BUCKETS", "a, b ,c"),
+            ("OUTPUT_LAYOUT", "bucket"),
+        ]);
         let cfg = PipelineConfig::from_env(&env).unwrap();
         assert_eq!(cfg.input_buckets, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn the_output_layout_is_chosen_not_derived_from_the_bucket_count() {
+        let layout = |buckets: &str, layout: Option<&str>| {
+            let mut pairs = vec![("OUTPUT_BUCKET", "out"), ("INPUT_BUCKETS", buckets)];
+            pairs.extend(layout.map(|l| ("OUTPUT_LAYOUT", l)));
+            PipelineConfig::from_env(&Env::from_pairs(pairs)).map(|c| c.output_layout)
+        };
+        assert_eq!(layout("a", None), Ok(OutputLayout::Key));
+        assert_eq!(layout("a", Some("bucket")), Ok(OutputLayout::Bucket));
+        assert_eq!(layout("a,b", Some("bucket")), Ok(OutputLayout::Bucket));
+        let err = layout("a,b", None).unwrap_err().to_string();
+        assert!(err.starts_with("OUTPUT_LAYOUT: `key`"), "{err}");
+        assert!(layout("a", Some("flat")).is_err());
     }
 
     #[test]
@@ -283,6 +340,7 @@ mod tests {
             let env = Env::from_pairs([
                 ("OUTPUT_BUCKET", "b"),
                 ("INPUT_BUCKETS", "a,b"),
+                ("OUTPUT_LAYOUT", "bucket"),
                 ("INPUT_PREFIX", input),
                 ("OUTPUT_PREFIX", output),
             ]);

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write;
 
+use crate::display::escaped;
 use crate::notification::{self, Notification, Record};
 use crate::queue::{send_all, Outgoing, Queue, QueueError, Received, BATCH};
 
@@ -93,9 +94,9 @@ impl Summary {
         let mut kinds: Vec<_> = self.kinds.iter().collect();
         kinds.sort_by(|a, b| b.1.count.cmp(&a.1.count).then(a.0.cmp(b.0)));
         for (kind, k) in kinds {
-            let _ = writeln!(out, "{:>7}  {kind}", k.count);
+            let _ = writeln!(out, "{:>7}  {}", k.count, escaped(kind));
             for example in &k.examples {
-                let _ = writeln!(out, "         e.g. {example}");
+                let _ = writeln!(out, "         e.g. {}", escaped(example));
             }
         }
         out
@@ -354,5 +355,26 @@ mod tests {
         assert_eq!(q.bodies("main").len(), 5);
         assert_eq!(q.bodies("dlq"), [letter("uploads/big1.jpg")]);
         assert_eq!(q.hidden("dlq"), 0);
+    }
+
+    #[tokio::test]
+    async fn keys_and_kinds_are_shown_escaped() {
+        let q = MemoryQueue::default();
+        let key = "uploads/\u{1b}[2J\nfake line.jpg";
+        q.push(
+            "dlq",
+            &letter("x"),
+            &[("ErrorKind", "corrupt\u{7}"), ("Key", key)],
+        );
+        let table = summarize(&q, "dlq").await.unwrap().render();
+        assert!(
+            !table.contains('\u{1b}') && !table.contains('\u{7}'),
+            "{table:?}"
+        );
+        assert!(table.contains("      1  corrupt\\u{7}\n"), "{table}");
+        assert!(
+            table.contains("e.g. uploads/\\u{1b}[2J\\nfake line.jpg\n"),
+            "{table}"
+        );
     }
 }

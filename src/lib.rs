@@ -15,6 +15,7 @@ pub mod batch;
 pub mod batch_operations;
 pub mod config;
 pub mod digest;
+pub mod display;
 pub mod dlq;
 pub mod event_body;
 pub mod fetch;

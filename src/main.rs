@@ -12,7 +12,7 @@ use thumbs::backfill::{self, ManifestCurrent, NothingDone};
 use thumbs::config::{self, Env, PipelineConfig};
 use thumbs::queue::SqsQueue;
 use thumbs::storage::S3Store;
-use thumbs::{dlq, progress, shell, telemetry};
+use thumbs::{display, dlq, progress, shell, telemetry};
 
 #[derive(Parser)]
 #[command(name = "thumbs", version, about = "Thumbnails for S3 uploads, with libvips", after_help = config::ENV_HELP)]
@@ -63,6 +63,10 @@ enum Command {
         /// Start after this key (printed by an interrupted run).
         #[arg(long)]
         start_after: Option<String>,
+        /// Start after this key, given as hex digits of its UTF-8 bytes (printed for keys
+        /// holding control characters).
+        #[arg(long, conflicts_with = "start_after", value_parser = display::from_hex)]
+        start_after_hex: Option<String>,
         /// Skip originals whose manifest records their current ETag and the current presets and
         /// formats (reads OUTPUT_BUCKET, OUTPUT_PREFIX, THUMBS_PRESETS... as the function does).
         #[arg(long)]
@@ -171,12 +175,32 @@ fn run(command: Command) -> anyhow::Result<()> {
             queue_url,
             prefix,
             start_after,
+            start_after_hex,
             only_missing,
             dry_run,
             page_size,
             in_flight,
         } => {
             telemetry::init();
+            // The same command, for the operator to rerun from a resume point.
+            let mut rerun: Vec<String> = [
+                "thumbs",
+                "backfill",
+                "--bucket",
+                &bucket,
+                "--queue-url",
+                &queue_url,
+                "--prefix",
+                &prefix,
+                "--page-size",
+                &page_size.to_string(),
+                "--in-flight",
+                &in_flight.to_string(),
+            ]
+            .map(String::from)
+            .into();
+            rerun.extend(only_missing.then(|| "--only-missing".to_string()));
+            rerun.extend(dry_run.then(|| "--dry-run".to_string()));
             let check = only_missing
                 .then(|| PipelineConfig::from_env(&Env::from_process()))
                 .transpose()
@@ -185,13 +209,13 @@ fn run(command: Command) -> anyhow::Result<()> {
                 bucket,
                 prefix,
                 queue_url,
-                start_after,
+                start_after: start_after.or(start_after_hex),
                 dry_run,
                 page_size,
                 in_flight,
                 region: std::env::var("AWS_REGION").ok(),
             };
-            operator_runtime()?.block_on(run_backfill(options, check))
+            operator_runtime()?.block_on(run_backfill(options, check, &rerun))
         }
         Command::Dlq { dlq_url, action } => {
             telemetry::init();
@@ -202,10 +226,24 @@ fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
-/// `check`: the pipeline's settings when `--only-missing` is asked for.
+/// `rerun` with the arguments that start after `key` (from the start without one), quoted so
+/// that pasting it runs exactly this command, whatever the key holds.
+fn resume_command(rerun: &[String], key: Option<&str>) -> String {
+    let from = key.map(display::start_after);
+    display::command(
+        rerun
+            .iter()
+            .chain(from.iter().flatten())
+            .map(String::as_str),
+    )
+}
+
+/// `check`: the pipeline's settings when `--only-missing` is asked for; `rerun`: the command
+/// (see `resume_command`).
 async fn run_backfill(
     options: backfill::Options,
     check: Option<PipelineConfig>,
+    rerun: &[String],
 ) -> anyhow::Result<()> {
     let sdk = aws_config::load_from_env().await;
     let store = S3Store::new(&sdk);
@@ -236,9 +274,11 @@ async fn run_backfill(
             .await
         }
     }
-    .map_err(|e| {
-        let resume = e.resume_after.clone().unwrap_or_default();
-        anyhow::Error::new(e).context(format!("resume with --start-after '{resume}'"))
+    .inspect_err(|e| {
+        eprintln!(
+            "resume with: {}",
+            resume_command(rerun, e.resume_after.as_deref())
+        )
     })?;
     let c = summary.counts;
     let verb = if options.dry_run {
@@ -251,19 +291,25 @@ async fn run_backfill(
         c.listed, c.skipped, c.enqueued, c.failed
     );
     for (key, reason) in &summary.failed_keys {
-        eprintln!("not enqueued: {key}: {reason}");
+        eprintln!(
+            "not enqueued: {}: {}",
+            display::escaped(key),
+            display::escaped(reason)
+        );
+    }
+    if summary.interrupted || c.failed > 0 {
+        eprintln!(
+            "resume with: {}",
+            resume_command(rerun, summary.resume_after.as_deref())
+        );
     }
     if summary.interrupted {
-        anyhow::bail!(
-            "interrupted: resume with --start-after '{}'",
-            summary.resume_after.unwrap_or_default()
-        );
+        anyhow::bail!("interrupted");
     }
     if c.failed > 0 {
         anyhow::bail!(
-            "{} object(s) could not be enqueued; rerun with --start-after '{}' to retry them",
-            c.failed,
-            summary.resume_after.unwrap_or_default()
+            "{} object(s) could not be enqueued; the command above retries them",
+            c.failed
         );
     }
     Ok(())

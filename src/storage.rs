@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::types::EncodingType;
 
 use crate::model::{Failure, ObjectRef};
 
@@ -409,20 +410,30 @@ impl ObjectLister for S3Store {
             .set_start_after(start_after.map(str::to_string))
             .set_continuation_token(continuation.map(str::to_string))
             .max_keys(max_keys)
+            // Keys may hold characters XML 1.0 cannot carry (S3 allows any UTF-8): asked for
+            // URL-encoded keys, S3 can list them; without, such a page does not parse.
+            .encoding_type(EncodingType::Url)
             .send()
             .await
             .map_err(classify)?;
+        // Decoded only when the answer says it is encoded, as the AWS CLI does.
+        let encoded = response.encoding_type() == Some(&EncodingType::Url);
         let objects = response
             .contents()
             .iter()
-            .filter_map(|o| {
-                Some(Listed {
-                    key: o.key()?.to_string(),
+            .filter_map(|o| Some((o, o.key()?)))
+            .map(|(o, key)| {
+                Ok(Listed {
+                    key: if encoded {
+                        crate::notification::decode_key(key).map_err(StorageError::Other)?
+                    } else {
+                        key.to_string()
+                    },
                     size: o.size().unwrap_or(0).max(0) as u64,
                     etag: o.e_tag().map(|e| e.trim_matches('"').to_string()),
                 })
             })
-            .collect();
+            .collect::<Result<_, StorageError>>()?;
         let next = if response.is_truncated() == Some(true) {
             response.next_continuation_token().map(str::to_string)
         } else {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use tracing::warn;
 
-use crate::config::PipelineConfig;
+use crate::config::{OutputLayout, PipelineConfig};
 use crate::model::{
     sequencer_is_newer, Failure, Manifest, ManifestSource, ObjectRef, RenderSettings, Rendered,
     Rendition,
@@ -34,13 +34,12 @@ pub fn settings_fingerprint(settings: &RenderSettings) -> String {
 }
 
 /// Where one original's outputs go: `OUTPUT_PREFIX` + the key below `INPUT_PREFIX` + `/`,
-/// with the bucket's name in front when several input buckets share the outputs.
+/// with the bucket's name in front in the `bucket` layout.
 pub fn output_folder(config: &PipelineConfig, bucket: &str, key: &str) -> String {
     let relative = key.strip_prefix(&config.input_prefix).unwrap_or(key);
-    if config.input_buckets.len() > 1 {
-        format!("{}{bucket}/{relative}/", config.output_prefix)
-    } else {
-        format!("{}{relative}/", config.output_prefix)
+    match config.output_layout {
+        OutputLayout::Key => format!("{}{relative}/", config.output_prefix),
+        OutputLayout::Bucket => format!("{}{bucket}/{relative}/", config.output_prefix),
     }
 }
 
@@ -310,9 +309,14 @@ mod tests {
     use crate::config::Env;
 
     fn config(buckets: &str) -> PipelineConfig {
+        with_layout(buckets, "key")
+    }
+
+    fn with_layout(buckets: &str, layout: &str) -> PipelineConfig {
         PipelineConfig::from_env(&Env::from_pairs([
             ("OUTPUT_BUCKET", "out"),
             ("INPUT_BUCKETS", buckets),
+            ("OUTPUT_LAYOUT", layout),
         ]))
         .unwrap()
     }
@@ -337,14 +341,19 @@ mod tests {
     }
 
     #[test]
-    fn several_input_buckets_get_a_folder_each() {
-        let config = config("in,other");
-        assert_ne!(
-            output_folder(&config, "in", "uploads/a.jpg"),
-            output_folder(&config, "other", "uploads/a.jpg")
+    fn the_bucket_layout_gives_each_bucket_a_folder_and_adding_one_moves_nothing() {
+        let one = with_layout("in", "bucket");
+        let two = with_layout("in,other", "bucket");
+        assert_eq!(
+            output_folder(&one, "in", "uploads/a.jpg"),
+            "thumbnails/in/a.jpg/"
         );
         assert_eq!(
-            output_folder(&config, "other", "uploads/a.jpg"),
+            output_folder(&two, "in", "uploads/a.jpg"),
+            output_folder(&one, "in", "uploads/a.jpg")
+        );
+        assert_eq!(
+            output_folder(&two, "other", "uploads/a.jpg"),
             "thumbnails/other/a.jpg/"
         );
     }

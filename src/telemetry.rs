@@ -11,10 +11,17 @@ use tracing_subscriber::EnvFilter;
 use crate::model::Failure;
 
 static EMF: OnceLock<bool> = OnceLock::new();
+/// The `Stack` dimension of every metric (`THUMBS_STACK`, the CloudFormation stack's name),
+/// so that two stacks in one account and region keep their metrics and alarms apart.
+static STACK: OnceLock<String> = OnceLock::new();
+
+/// The `Stack` dimension's value when `THUMBS_STACK` is not set (a worker run by hand).
+pub const NO_STACK: &str = "none";
 
 /// Set up logging once. On Lambda (or with `AWS_LAMBDA_LOG_FORMAT=JSON`) logs are JSON lines;
 /// the level comes from `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`, else `info`. Metrics are
-/// written on Lambda, or anywhere with `THUMBS_METRICS=emf`.
+/// written on Lambda, or anywhere with `THUMBS_METRICS=emf`, with the dimension `Stack` from
+/// `THUMBS_STACK`.
 pub fn init() {
     let on_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
     let json = on_lambda
@@ -39,6 +46,10 @@ pub fn init() {
         builder.compact().try_init()
     };
     let _ = EMF.set(on_lambda || std::env::var("THUMBS_METRICS").is_ok_and(|m| m == "emf"));
+    let stack = std::env::var("THUMBS_STACK")
+        .ok()
+        .filter(|s| !s.trim().is_empty());
+    let _ = STACK.set(stack.unwrap_or_else(|| NO_STACK.into()));
 }
 
 fn emit(dimensions: &[&str], values: Value, metrics: &[(&str, &str)]) {
@@ -48,6 +59,24 @@ fn emit(dimensions: &[&str], values: Value, metrics: &[(&str, &str)]) {
     let timestamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
+    let stack = STACK.get().map_or(NO_STACK, String::as_str);
+    println!(
+        "{}",
+        emf_line(stack, timestamp, dimensions, values, metrics)
+    );
+}
+
+/// One EMF line: `Stack` first in the dimensions, then `dimensions`.
+fn emf_line(
+    stack: &str,
+    timestamp: u64,
+    dimensions: &[&str],
+    values: Value,
+    metrics: &[(&str, &str)],
+) -> Value {
+    let dimensions: Vec<&str> = std::iter::once("Stack")
+        .chain(dimensions.iter().copied())
+        .collect();
     let mut line = json!({
         "_aws": {
             "Timestamp": timestamp,
@@ -57,11 +86,12 @@ fn emit(dimensions: &[&str], values: Value, metrics: &[(&str, &str)]) {
                 "Metrics": metrics.iter().map(|(name, unit)| json!({"Name": name, "Unit": unit})).collect::<Vec<_>>(),
             }],
         },
+        "Stack": stack,
     });
     if let (Some(line), Value::Object(values)) = (line.as_object_mut(), values) {
         line.extend(values);
     }
-    println!("{line}");
+    line
 }
 
 pub fn record_rendered(bytes_in: u64, bytes_out: u64, elapsed: Duration) {
@@ -95,36 +125,32 @@ pub fn record_failure(failure: &Failure) {
     );
 }
 
-/// A key or other outside text made safe for a log line: control characters (a newline
-/// would split the line, an escape code would drive the terminal) are shown escaped.
-pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.chars().any(char::is_control) {
-        text.chars()
-            .map(|c| {
-                if c.is_control() {
-                    c.escape_default().to_string()
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect::<String>()
-            .into()
-    } else {
-        text.into()
-    }
-}
+/// A key or other outside text made safe for a log line (see `display::escaped`).
+pub use crate::display::escaped as printable;
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
-    fn control_characters_are_escaped_and_the_rest_kept() {
+    fn every_metric_carries_its_stack_as_a_dimension() {
+        let line = |stack| {
+            emf_line(
+                stack,
+                1,
+                &["Outcome"],
+                json!({"Outcome": "rendered", "Images": 1}),
+                &[("Images", "Count")],
+            )
+        };
+        let (a, b) = (line("thumbs-a"), line("thumbs-b"));
+        let metrics = &a["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(metrics["Dimensions"], json!([["Stack", "Outcome"]]));
+        assert_eq!(metrics["Namespace"], "thumbs");
         assert_eq!(
-            super::printable("uploads/a\nb\u{1b}[31m.jpg"),
-            "uploads/a\\nb\\u{1b}[31m.jpg"
+            (&a["Stack"], &b["Stack"]),
+            (&json!("thumbs-a"), &json!("thumbs-b"))
         );
-        assert_eq!(
-            super::printable("uploads/café 写真.jpg"),
-            "uploads/café 写真.jpg"
-        );
+        assert_eq!(a["Outcome"], "rendered");
     }
 }

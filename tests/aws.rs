@@ -9,7 +9,7 @@ use thumbs::config::{Env, PipelineConfig};
 use thumbs::model::ObjectRef;
 use thumbs::report::SqsDeadLetters;
 use thumbs::shell::lambda;
-use thumbs::storage::{ObjectStore, S3Store, StorageError};
+use thumbs::storage::{ObjectLister, ObjectStore, S3Store, StorageError};
 
 struct Local {
     sdk: aws_config::SdkConfig,
@@ -149,6 +149,54 @@ async fn s3_store_refuses_objects_over_the_byte_limit() {
         .unwrap();
     assert_eq!(fetched.bytes.len(), 5000);
     assert!(fetched.etag.is_some_and(|e| !e.contains('"')));
+}
+
+/// Keys S3 allows and XML 1.0 cannot carry (control characters, U+FFFE), and keys whose
+/// percent signs and pluses must not be decoded twice.
+const ODD_KEYS: &[&str] = &[
+    "uploads/bell\u{7}.jpg",
+    "uploads/esc\u{1b}[31m.jpg",
+    // (A newline is left out: moto's routing cannot store such a key.)
+    "uploads/cr\rx.jpg",
+    "uploads/not-a-char\u{fffe}.jpg",
+    "uploads/100%.jpg",
+    "uploads/a%2Fb%20c.jpg",
+    "uploads/plus+and space.jpg",
+    "uploads/zz-plain.jpg",
+];
+
+#[tokio::test]
+async fn listing_returns_keys_xml_cannot_carry_exactly() {
+    let local = local().await;
+    for key in ODD_KEYS {
+        local.upload(key, vec![1]).await;
+    }
+    let store = S3Store::new(&local.sdk);
+    let (mut listed, mut next) = (Vec::new(), None);
+    loop {
+        // Three keys a page: continuation tokens and StartAfter pass odd keys too.
+        let page = store
+            .list_page(&local.input, "uploads/", None, next.as_deref(), 3)
+            .await
+            .unwrap();
+        listed.extend(page.objects.into_iter().map(|o| o.key));
+        match page.next {
+            Some(token) => next = Some(token),
+            None => break,
+        }
+    }
+    let mut expected: Vec<String> = ODD_KEYS.iter().map(|k| k.to_string()).collect();
+    expected.sort();
+    assert_eq!(listed, expected);
+    // Resuming after a key with percent signs. (moto echoes StartAfter unencoded, so a key
+    // XML cannot carry fails there as StartAfter; S3 encodes it with the keys.)
+    assert_eq!(expected[1], "uploads/a%2Fb%20c.jpg");
+    let after = store
+        .list_page(&local.input, "uploads/", Some(&expected[1]), None, 1000)
+        .await
+        .unwrap();
+    let rest: Vec<String> = after.objects.into_iter().map(|o| o.key).collect();
+    assert_eq!(rest, expected[2..]);
 }
 
 #[tokio::test]

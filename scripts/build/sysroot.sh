@@ -6,9 +6,11 @@
 # Usage: scripts/build/sysroot.sh [DIR]   (default target/aarch64-sysroot); prints DIR when done.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-debian=http://deb.debian.org/debian
+# The machine's own Debian mirror (scripts/setup/debian-mirror.sh), asked for bookworm's suites.
+mirrors=$(scripts/setup/debian-mirror.sh)
+read -r debian debian_security <<<"$mirrors"
 # What the link and the layer need: libvips (+ its modules) with its .pc closure, glibc's
 # crt files and linker scripts, libgcc_s.
 scripts/setup/debian-root.sh "${1:-target/aarch64-sysroot}" arm64 \
-  "$debian bookworm main" "$debian bookworm-updates main" "$debian-security bookworm-security main" \
+  "$debian bookworm main" "$debian bookworm-updates main" "$debian_security bookworm-security main" \
   -- libvips-dev libvips42 libc6-dev libgcc-s1

@@ -13,7 +13,8 @@ Usage: scripts/deploy/deploy.sh [options]      (make deploy ARGS="...")
   --function-zip PATH      FUNCTION_ZIP      default dist/function.zip
   --layer-zip PATH         LAYER_ZIP         default dist/layer.zip
   --build                                    run scripts/build/dist.sh first (make dist)
-  --artifacts-bucket NAME  ARTIFACTS_BUCKET  default thumbs-artifacts-<account>-<region>; created if missing
+  --artifacts-bucket NAME  ARTIFACTS_BUCKET  default: this account's own thumbs-artifacts-<region>-<random>
+                                             bucket, created (with a random name) if it has none
   --memory MB              FUNCTION_MEMORY   FunctionMemorySize
   --timeout SECONDS        FUNCTION_TIMEOUT  FunctionTimeout (10,15,30,60,90,120,180,300,600,900)
   --batch-size N           BATCH_SIZE        BatchSize
@@ -119,32 +120,64 @@ fi
 # The longest bucket name, <stack>-output-<12-digit account>-<region>, may have 63 characters.
 max_len=$((63 - 8 - 12 - 1 - ${#region}))
 [ ${#stack} -le $max_len ] || die "stack name '$stack' is longer than $max_len characters (bucket names in $region)"
-artifacts_bucket=${artifacts_bucket:-thumbs-artifacts-$account-$region}
 
 run() { # like set -x: the dry-run trace goes to stderr
   if $dry_run; then { printf '+'; printf ' %q' "$@"; echo; } >&2; else "$@"; fi
 }
 
-# --- Artifacts bucket: private, encrypted, TLS only; reused when it exists -----------------
-if $dry_run || ! head_err=$("${aws[@]}" s3api head-bucket --bucket "$artifacts_bucket" 2>&1); then
-  if ! $dry_run && ! grep -qE '404|Not Found|NoSuchBucket' <<<"$head_err"; then
-    die "artifacts bucket $artifacts_bucket exists but is not usable by you: $head_err"
+# --- Artifacts bucket: ours, private, encrypted, TLS only -----------------------------------
+# The function's code is deployed from this bucket, so it must be this account's. A predictable
+# name could be created first by anyone (S3's bucket names are global); so a new bucket gets a
+# random name, and the next deploy finds it in ListBuckets, which answers with the caller's own
+# buckets only. Every call on it names the owner (--expected-bucket-owner): S3 refuses the call
+# if the bucket is someone else's.
+own=(--expected-bucket-owner "$account")
+own_buckets() { # this account's bucket names, one a line
+  "${aws[@]}" s3api list-buckets --query 'Buckets[].Name' --output text | tr '\t' '\n'
+}
+refuse_foreign() { # BUCKET
+  die "artifacts bucket $1 exists but does not belong to account $account (it is not in this account's ListBuckets); refusing to upload code to it: pass --artifacts-bucket with a bucket of yours, or none to make one"
+}
+new_bucket=false
+if $dry_run; then
+  artifacts_bucket=${artifacts_bucket:-thumbs-artifacts-$region-<random>}
+  new_bucket=true
+elif [ -n "$artifacts_bucket" ]; then
+  if ! own_buckets | grep -qxF "$artifacts_bucket"; then
+    head_err=$("${aws[@]}" s3api head-bucket --bucket "$artifacts_bucket" 2>&1) && refuse_foreign "$artifacts_bucket"
+    grep -qE '404|Not Found|NoSuchBucket' <<<"$head_err" || refuse_foreign "$artifacts_bucket"
+    new_bucket=true
   fi
-  echo "Creating artifacts bucket $artifacts_bucket (if missing)"
+else
+  # The one of an earlier deploy; the old fixed name only when this account owns it already.
+  artifacts_bucket=$(own_buckets | grep -xE "thumbs-artifacts-$region-[0-9a-f]{16}|thumbs-artifacts-$account-$region" \
+    | sort | head -n 1 || true)
+  if [ -z "$artifacts_bucket" ]; then
+    artifacts_bucket=thumbs-artifacts-$region-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+    new_bucket=true
+  fi
+fi
+if $new_bucket; then
+  echo "Creating artifacts bucket $artifacts_bucket"
   create=(s3api create-bucket --bucket "$artifacts_bucket")
   [ "$region" = us-east-1 ] || create+=(--create-bucket-configuration "LocationConstraint=$region")
-  run "${aws[@]}" "${create[@]}" >/dev/null
-  run "${aws[@]}" s3api put-public-access-block --bucket "$artifacts_bucket" --public-access-block-configuration \
-    BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true
-  run "${aws[@]}" s3api put-bucket-encryption --bucket "$artifacts_bucket" --server-side-encryption-configuration \
+  if $dry_run; then
+    run "${aws[@]}" "${create[@]}"
+  elif ! create_err=$("${aws[@]}" "${create[@]}" 2>&1 >/dev/null); then
+    grep -q BucketAlreadyExists <<<"$create_err" && refuse_foreign "$artifacts_bucket"
+    die "could not create the artifacts bucket $artifacts_bucket: $create_err"
+  fi
+  run "${aws[@]}" s3api put-public-access-block --bucket "$artifacts_bucket" "${own[@]}" \
+    --public-access-block-configuration BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true
+  run "${aws[@]}" s3api put-bucket-encryption --bucket "$artifacts_bucket" "${own[@]}" --server-side-encryption-configuration \
     '{"Rules":[{"ApplyServerSideEncryptionByDefault":{"SSEAlgorithm":"AES256"}}]}'
-  run "${aws[@]}" s3api put-bucket-ownership-controls --bucket "$artifacts_bucket" \
+  run "${aws[@]}" s3api put-bucket-ownership-controls --bucket "$artifacts_bucket" "${own[@]}" \
     --ownership-controls 'Rules=[{ObjectOwnership=BucketOwnerEnforced}]'
   partition=aws
   [[ $region == cn-* ]] && partition='aws-cn'
   [[ $region == us-gov-* ]] && partition='aws-us-gov'
   arn="arn:$partition:s3:::$artifacts_bucket"
-  run "${aws[@]}" s3api put-bucket-policy --bucket "$artifacts_bucket" --policy \
+  run "${aws[@]}" s3api put-bucket-policy --bucket "$artifacts_bucket" "${own[@]}" --policy \
     "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Sid\":\"DenyInsecureTransport\",\"Effect\":\"Deny\",\"Principal\":\"*\",\"Action\":\"s3:*\",\"Resource\":[\"$arn\",\"$arn/*\"],\"Condition\":{\"Bool\":{\"aws:SecureTransport\":\"false\"}}}]}"
 fi
 
@@ -153,9 +186,9 @@ upload() { # ZIP NAME: sets $key (not echoed: a failure inside $(...) would not 
   local hash
   if [ -f "$1" ]; then hash=$(sha256sum "$1" | cut -d' ' -f1); else hash="<sha256 of $1>"; fi
   key="thumbs/$2-$hash.zip"
-  if $dry_run || ! "${aws[@]}" s3api head-object --bucket "$artifacts_bucket" --key "$key" >/dev/null 2>&1; then
+  if $dry_run || ! "${aws[@]}" s3api head-object --bucket "$artifacts_bucket" "${own[@]}" --key "$key" >/dev/null 2>&1; then
     echo "Uploading $1"
-    run "${aws[@]}" s3 cp --only-show-errors "$1" "s3://$artifacts_bucket/$key"
+    run "${aws[@]}" s3api put-object --bucket "$artifacts_bucket" "${own[@]}" --key "$key" --body "$1" >/dev/null
   fi
 }
 upload "$function_zip" function

@@ -12,7 +12,7 @@ Usage: scripts/deploy/destroy.sh [--stack-name NAME] [--region REGION] [--yes]
   --yes                            delete the buckets' objects without asking
 
 Deletes every object in the stack's input and output buckets, then the stack. The shared
-artifacts bucket (thumbs-artifacts-<account>-<region>) is kept for other stacks.
+artifacts bucket (thumbs-artifacts-<region>-<random>) is kept for other stacks.
 EOF_USAGE
 }
 

@@ -67,6 +67,8 @@ Debug::NoLocking "true";
 Acquire::Check-Valid-Until "false";
 Acquire::Check-Date "false";
 EOF
+# The machine's proxies for apt (its apt.conf.d is not read here): what reaches its own mirror.
+apt-config dump | grep -E '^Acquire::[a-z]+::Proxy' >>"$apt_dir/apt.conf" || true
 export APT_CONFIG="$apt_dir/apt.conf"
 apt-get -qq update >&2
 # "Inst NAME (VERSION ...)" lines of a simulated install are the resolved closure.

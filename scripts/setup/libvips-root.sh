@@ -11,9 +11,11 @@ release=${1:?usage: scripts/setup/libvips-root.sh RELEASE (trixie or sid) [ARCH]
 arch=${2:-amd64}
 root=target/libvips-roots/$release
 [ "$arch" = amd64 ] || root+="-$arch"
-debian=http://deb.debian.org/debian
+# The machine's own Debian mirror (scripts/setup/debian-mirror.sh), asked for this release's suites.
+mirrors=$(scripts/setup/debian-mirror.sh)
+read -r debian debian_security <<<"$mirrors"
 case "$release" in
-  trixie) sources=("$debian trixie main" "$debian trixie-updates main" "$debian-security trixie-security main") ;;
+  trixie) sources=("$debian trixie main" "$debian trixie-updates main" "$debian_security trixie-security main") ;;
   sid) sources=("$debian sid main") ;;
   *) echo "libvips-root: unknown release $release (trixie or sid)" >&2; exit 2 ;;
 esac

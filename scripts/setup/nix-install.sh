@@ -7,7 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 base=$(realpath -m target/nix)
-root=$(scripts/setup/debian-root.sh "$base/root" amd64 "http://deb.debian.org/debian trixie main" -- nix-bin libc6)
+mirrors=$(scripts/setup/debian-mirror.sh) # the machine's own Debian mirror
+root=$(scripts/setup/debian-root.sh "$base/root" amd64 "${mirrors%% *} trixie main" -- nix-bin libc6)
 stamp="$base/.installed-$(cat "$0" "$root/.packages" | sha256sum | cut -c1-16)"
 if [ -f "$stamp" ]; then
   echo "$base/bin/nix"

@@ -6,6 +6,7 @@ runs it with 10,000 and records the figures in target/e2e/backfill.json.
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import time
@@ -136,16 +137,71 @@ def test_interrupted_backfill_resumes_without_gaps_or_repeats(aws, endpoint, mak
     out, err = first.communicate(timeout=60)
     print(line + err)
     assert first.returncode == 1, (out, err)
-    resume = re.findall(r"interrupted: resume with --start-after '([^']*)'", err)
-    assert resume, err
+    assert err.rstrip().endswith("thumbs: interrupted"), err
+    command = _resume_command(err)
+    resume = command[command.index("--start-after") + 1]
     listed = int(re.match(r"listed (\d+),", out).group(1))
-    assert 0 < listed < 300 and resume[0] == keys[listed - 1]
+    assert 0 < listed < 300 and resume == keys[listed - 1]
 
-    second = subprocess.run(_backfill(thumbs_bin, res, "--start-after", resume[0]), env=env,
+    second = subprocess.run(_backfill(thumbs_bin, res, "--start-after", resume), env=env,
                             capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr
     assert second.stdout.strip() == f"listed {300 - listed}, skipped 0, enqueued {300 - listed}, failed to enqueue 0"
     assert sorted(_keys(_drain(sqs, res["queue_url"]))) == keys  # each key once: no gap, no repeat
+
+
+def _resume_command(err):
+    """The words of the command an interrupted or failed run prints (`resume with: ...`)."""
+    [line] = [line for line in err.splitlines() if line.startswith("resume with: ")]
+    return shlex.split(line.removeprefix("resume with: "))
+
+
+# Keys an end user could upload to reach the operator's shell or terminal (no newline: moto's
+# routing cannot store a key with one; the unit tests of src/display.rs cover it).
+HOSTILE = ["x'$(touch pwned)'", "`touch pwned`", "$(touch pwned)", "a\"b\\\"$(touch pwned)\"",
+           "';touch pwned;'", "esc\x1b]0;title\x07\x1b[2J", "bell\x07 100%", "rtl\u202egpj.exe"]
+
+
+def test_the_printed_resume_command_pasted_into_bash_runs_exactly_that_command(
+        aws, endpoint, make_stack, thumbs_bin, faultproxy, tmp_path, request):
+    s3, sqs = aws
+    res = make_stack()
+    _without_notification(s3, res)
+    # Every key hostile, so the run stops after one of them whichever page the signal meets.
+    keys = sorted(f"uploads/h/{i:03d} {HOSTILE[i % len(HOSTILE)]}.jpg" for i in range(120))
+    # Gone before the stack's teardown, whose ListObjectVersions moto answers with a 500 for them.
+    request.addfinalizer(lambda: [s3.delete_object(Bucket=res["input_bucket"], Key=k) for k in keys])
+    _upload_all(s3, res, keys, b"x")
+    _drain(sqs, res["queue_url"])
+    proxy, _ = faultproxy("--latency-ms", "200")
+    env = worker_env(endpoint, res, s3_endpoint=proxy)
+    first = subprocess.Popen(_backfill(thumbs_bin, res, "--page-size", "5"), env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = ""
+    while "resume with " not in line:
+        line = first.stderr.readline()
+        assert line, "the backfill ended without a progress line"
+    first.send_signal(signal.SIGINT)
+    out, err = first.communicate(timeout=60)
+    err = line + err
+    print(err)
+    assert first.returncode == 1, (out, err)
+    # Nothing raw reaches the terminal: no escape sequence, no bidi override.
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f\u202e]", err), err
+    [printed] = [line for line in err.splitlines() if line.startswith("resume with: ")]
+
+    # Pasted as printed, with `thumbs` on the PATH, in an empty folder.
+    paste = tmp_path / "paste"
+    paste.mkdir()
+    env["PATH"] = f"{thumbs_bin.parent}:{env['PATH']}"
+    assert thumbs_bin.name == "thumbs"
+    second = subprocess.run(["bash", "-c", printed.removeprefix("resume with: ")], cwd=paste, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert list(paste.iterdir()) == [], "the pasted command ran something hidden in a key"
+    listed = int(re.match(r"listed (\d+),", out).group(1))
+    assert second.stdout.strip() == f"listed {120 - listed}, skipped 0, enqueued {120 - listed}, failed to enqueue 0"
+    assert sorted(_keys(_drain(sqs, res["queue_url"]))) == keys  # every hostile key once, intact
 
 
 def test_dry_run_sends_nothing(aws, endpoint, make_stack, thumbs_bin):

@@ -6,6 +6,7 @@ and the alarms (see cloudformation/README.md): those are covered by test_templat
 
 import hashlib
 import json
+import re
 import subprocess
 import zipfile
 
@@ -15,6 +16,7 @@ import pytest
 from conftest import ROOT
 
 ACCOUNT = "123456789012"
+OTHER_ACCOUNT = "999999999999"
 REGION = "us-east-1"
 STACK = "thumbs-ci"
 INPUT_BUCKET = f"{STACK}-input-{ACCOUNT}-{REGION}"
@@ -39,11 +41,26 @@ def zips(tmp_path):
     return paths
 
 
-def client(service, env):
+def client(service, env, credentials=None):
+    credentials = credentials or {"AccessKeyId": "testing", "SecretAccessKey": "testing", "SessionToken": None}
     return boto3.client(
         service, endpoint_url=env["AWS_ENDPOINT_URL"], region_name=REGION,
-        aws_access_key_id="testing", aws_secret_access_key="testing",
+        aws_access_key_id=credentials["AccessKeyId"], aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
     )
+
+
+def other_account(env):
+    """An S3 client of another account: moto maps a role's credentials to the role's account."""
+    role = f"arn:aws:iam::{OTHER_ACCOUNT}:role/squatter"
+    credentials = client("sts", env).assume_role(RoleArn=role, RoleSessionName="squatter")["Credentials"]
+    s3 = client("s3", env, credentials)
+    assert client("sts", env, credentials).get_caller_identity()["Account"] == OTHER_ACCOUNT
+    return s3
+
+
+def artifacts_buckets(s3):
+    return sorted(b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith("thumbs-artifacts-"))
 
 
 def deploy_args(zips, *extra):
@@ -112,7 +129,11 @@ def test_deploy_creates_private_artifacts_bucket(aws_env, zips):
     # The run's exit status is not checked: on moto the upload after the TLS-only policy fails
     # (see the first test). What is checked is the bucket the script made.
     run("deploy.sh", *deploy_args(zips), env=aws_env)
-    bucket = f"thumbs-artifacts-{ACCOUNT}-{REGION}"
+    # A name no one can guess and create first, found again by the next deploy.
+    [bucket] = artifacts_buckets(s3)
+    assert re.fullmatch(f"thumbs-artifacts-{REGION}-[0-9a-f]{{16}}", bucket), bucket
+    run("deploy.sh", *deploy_args(zips), env=aws_env)
+    assert artifacts_buckets(s3) == [bucket]
     block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
     assert all(block.values()) and len(block) == 4
     [rule] = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
@@ -135,7 +156,12 @@ def test_dry_run_calls_nothing(zips):
     for expected in ("--stack-name thumbs", "--endpoint-url http://127.0.0.1:9", "--region eu-west-1",
                      "DeployFunction=true", "FunctionMemorySize=3008", "BatchSize=7", "CAPABILITY_IAM"):
         assert expected in deploy
-    assert "s3api create-bucket --bucket thumbs-artifacts-\\<account-id\\>-eu-west-1" in result.stderr
+    assert "s3api create-bucket --bucket thumbs-artifacts-eu-west-1-\\<random\\>" in result.stderr
+    # Every call on the artifacts bucket but its creation names the owner.
+    calls = [line for line in result.stderr.splitlines() if " s3api " in line and "thumbs-artifacts-" in line]
+    assert len(calls) == 7, calls  # create, 4 settings, 2 uploads
+    for line in calls:
+        assert ("--expected-bucket-owner \\<account-id\\>" in line) != (" create-bucket " in line), line
 
 
 def test_missing_credentials_are_reported(aws_env, zips):
@@ -156,3 +182,23 @@ def test_stack_names_that_cannot_name_buckets_are_refused(aws_env, zips, name, m
     result = run("deploy.sh", *deploy_args(zips, "--stack-name", name), env=aws_env)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_an_artifacts_bucket_of_another_account_is_refused(aws_env, zips):
+    squatter = other_account(aws_env)
+    squatter.create_bucket(Bucket="thumbs-artifacts-squatted")
+    result = run("deploy.sh", *deploy_args(zips, "--artifacts-bucket", "thumbs-artifacts-squatted"), env=aws_env)
+    assert result.returncode != 0
+    assert f"thumbs-artifacts-squatted exists but does not belong to account {ACCOUNT}" in result.stderr
+    assert squatter.list_objects_v2(Bucket="thumbs-artifacts-squatted")["KeyCount"] == 0
+    assert client("cloudformation", aws_env).list_stacks()["StackSummaries"] == []
+
+
+def test_the_old_predictable_name_taken_by_another_account_is_not_used(aws_env, zips):
+    squatter = other_account(aws_env)
+    predictable = f"thumbs-artifacts-{ACCOUNT}-{REGION}"
+    squatter.create_bucket(Bucket=predictable)
+    run("deploy.sh", *deploy_args(zips), env=aws_env)  # exit status: see the test above
+    assert squatter.list_objects_v2(Bucket=predictable)["KeyCount"] == 0
+    [ours] = artifacts_buckets(client("s3", aws_env))
+    assert ours.startswith(f"thumbs-artifacts-{REGION}-")

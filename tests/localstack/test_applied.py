@@ -42,11 +42,20 @@ def test_only_keys_under_the_input_prefix_notify(stack, endpoint):
 def test_queue_policy_admits_only_the_input_bucket(stack, endpoint):
     sqs = client("sqs", endpoint)
     attrs = sqs.get_queue_attributes(QueueUrl=stack["queue_url"], AttributeNames=["Policy", "QueueArn"])["Attributes"]
-    [statement] = json.loads(attrs["Policy"])["Statement"]
-    assert statement["Effect"] == "Allow" and statement["Principal"] == {"Service": "s3.amazonaws.com"}
+    [statement] = [s for s in json.loads(attrs["Policy"])["Statement"] if s["Effect"] == "Allow"]
+    assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
     assert statement["Action"] == "sqs:SendMessage" and statement["Resource"] == attrs["QueueArn"]
     assert statement["Condition"]["ArnEquals"]["aws:SourceArn"] == f"arn:aws:s3:::{stack['input_bucket']}"
     assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == "000000000000"
+
+
+def test_both_queues_deny_plain_http(stack, endpoint):
+    sqs = client("sqs", endpoint)
+    for url in (stack["queue_url"], stack["dlq_url"]):
+        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["Policy", "QueueArn"])["Attributes"]
+        deny = [s for s in json.loads(attrs["Policy"])["Statement"] if s["Effect"] == "Deny"]
+        assert [(s["Action"], s["Resource"], s["Condition"]) for s in deny] == [
+            ("sqs:*", attrs["QueueArn"], {"Bool": {"aws:SecureTransport": "false"}})], url
 
 
 def _receive(sqs, url, body):

@@ -4,11 +4,12 @@ uploads and CopyObject, awkward keys, a corrupt upload, and a key overwritten wh
 Each test works in its own folder (run_prefix) of the session's stack and accounts only for it."""
 import random
 import struct
+import subprocess
 import time
 import uuid
 import zlib
 
-from conftest import FIXTURES, account, client, e2e, wait_accounted
+from conftest import FIXTURES, account, client, drain, e2e, wait_accounted
 
 AWKWARD = {  # key below the test's folder -> fixture
     "with space.jpg": "landscape.jpg",
@@ -99,3 +100,31 @@ def test_overwritten_key_ends_described_by_the_newest_upload(stack, run_prefix, 
     assert manifest["source"]["etag"].strip('"') == newest["ETag"].strip('"'), (
         f"the manifest describes the older upload ({manifest['source']['width']}x{manifest['source']['height']})")
     assert report.ok, report.problems()
+
+
+# Keys S3 allows and XML 1.0 cannot carry (control characters, U+FFFE), and percent signs and pluses
+# that must not be decoded twice: listed with EncodingType=url, each comes back exact.
+ODD = ["bell\x07.jpg", "esc\x1b[31m.jpg", "nl\nx.jpg", "not-a-char\ufffe.jpg", "100%.jpg", "a%2Fb%20c.jpg",
+       "plus+and space.jpg"]
+
+
+def test_backfill_lists_keys_xml_cannot_carry(stack, run_prefix, endpoint, thumbs_bin):
+    s3, sqs = client("s3", endpoint), client("sqs", endpoint)
+    keys = sorted(run_prefix["input_prefix"] + k for k in ODD)
+    for key in keys:
+        s3.put_object(Bucket=stack["input_bucket"], Key=key, Body=b"x")
+    # A queue of the test's own, so the stack's worker does not take the messages.
+    queue = sqs.create_queue(QueueName=f"odd-{uuid.uuid4().hex[:12]}")["QueueUrl"]
+    try:
+        env = e2e.worker_env(endpoint, stack)
+        done = subprocess.run([str(thumbs_bin), "backfill", "--bucket", stack["input_bucket"], "--queue-url", queue,
+                               "--prefix", run_prefix["input_prefix"]],
+                              env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == f"listed {len(keys)}, skipped 0, enqueued {len(keys)}, failed to enqueue 0"
+        bodies = drain(sqs, queue, quiet_for=2)
+        assert sorted(k for b in bodies for _, k in e2e.accounting.keys_in_body(b)) == keys
+    finally:
+        sqs.delete_queue(QueueUrl=queue)
+        for key in keys:
+            s3.delete_object(Bucket=stack["input_bucket"], Key=key)
