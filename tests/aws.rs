@@ -7,7 +7,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use thumbs::batch::Pipeline;
 use thumbs::config::{Env, PipelineConfig};
 use thumbs::model::ObjectRef;
-use thumbs::report::SqsDeadLetters;
+use thumbs::report::{HandBack, SqsDeadLetters};
 use thumbs::shell::lambda;
 use thumbs::storage::{ObjectStore, S3Store, StorageError};
 
@@ -209,7 +209,7 @@ async fn lambda_handler_renders_to_s3_and_dead_letters_the_corrupt_upload() {
     event["Records"].as_array_mut().unwrap().push(corrupt);
     let event: SqsEvent = serde_json::from_value(event).unwrap();
 
-    let response = lambda::handle(&pipeline, Some(&dlq), event, None).await;
+    let response = lambda::handle(&pipeline, Some(&dlq), None::<&HandBack>, event, None).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
 
     let folder = "thumbnails/holiday photos/beach day+1.jpg/";
@@ -300,7 +300,7 @@ async fn without_a_dlq_a_permanent_failure_is_reported_as_a_batch_item_failure()
         {"messageId": "m-1", "body": body.to_string()}]}))
     .unwrap();
     let no_dlq: Option<&SqsDeadLetters> = None;
-    let response = lambda::handle(&pipeline, no_dlq, event, None).await;
+    let response = lambda::handle(&pipeline, no_dlq, None::<&HandBack>, event, None).await;
     let failed: Vec<_> = response
         .batch_item_failures
         .iter()

@@ -73,7 +73,7 @@ def test_queues_are_encrypted_and_sized_from_the_function_timeout(stack, endpoin
                   for q in ("queue_url", "dlq_url"))
     assert queue["SqsManagedSseEnabled"] == dlq["SqsManagedSseEnabled"] == "true"
     assert queue["VisibilityTimeout"] == str(6 * FUNCTION_TIMEOUT)
-    assert json.loads(queue["RedrivePolicy"]) == {"deadLetterTargetArn": dlq["QueueArn"], "maxReceiveCount": 3}
+    assert json.loads(queue["RedrivePolicy"]) == {"deadLetterTargetArn": dlq["QueueArn"], "maxReceiveCount": 5}
     assert json.loads(dlq["RedriveAllowPolicy"])["sourceQueueArns"] == [queue["QueueArn"]]
 
 
