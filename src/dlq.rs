@@ -432,6 +432,8 @@ mod tests {
             self.0.send_batch(url, entries).await
         }
         async fn receive(&self, url: &str, h: i32, w: i32) -> Result<Vec<Received>, QueueError> {
+            // A real receive waits on the network: without it the timeout below never fires.
+            tokio::task::yield_now().await;
             self.0.receive(url, h, w).await
         }
         async fn release(&self, url: &str, r: &[&Received]) -> Result<(), QueueError> {

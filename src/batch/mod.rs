@@ -938,6 +938,7 @@ mod tests {
             .await;
         assert_eq!(outcomes[0].retry.as_ref().map(|f| f.kind), Some("deadline"));
         // The task was stopped, the render goes on: its slot is not free for another.
+        tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(p.limit.available_permits(), 0, "the slot was given up");
         assert_eq!(p.hung_renders(Duration::ZERO), 1);
         tokio::time::sleep(Duration::from_millis(3000)).await;
