@@ -308,3 +308,41 @@ async fn without_a_dlq_a_permanent_failure_is_reported_as_a_batch_item_failure()
         .collect();
     assert_eq!(failed, ["m-1"]);
 }
+
+/// What `thumbs dlq redrive`'s snapshot and the function's copies rest on: a copy sent with
+/// SendMessageBatch arrives with its attributes, and a received message's SentTimestamp is
+/// read (a redrive moves only what was sent before it started).
+#[tokio::test]
+async fn copies_keep_their_attempts_and_received_messages_their_sent_time() {
+    use thumbs::model::Resend;
+    use thumbs::queue::{now_ms, Queue, SqsQueue};
+    use thumbs::report::{Requeue, SqsRequeue};
+    let local = local().await;
+    let before = now_ms();
+    let copy = Resend {
+        body: "{\"Records\":[]}".into(),
+        attempts: 2,
+        solo: true,
+        delay_seconds: 0,
+    };
+    let requeue = SqsRequeue::new(local.sqs.clone(), local.dlq_url.clone());
+    let sent = requeue
+        .resend_batch(&[&copy], std::time::Duration::from_secs(5))
+        .await;
+    assert_eq!(sent, [Ok(())]);
+    let received = SqsQueue::new(local.sqs.clone())
+        .receive(&local.dlq_url, 30, 2)
+        .await
+        .unwrap();
+    assert_eq!(received.len(), 1);
+    let m = &received[0];
+    assert_eq!(m.body, copy.body);
+    assert_eq!(m.attributes["ThumbsAttempts"], "2");
+    assert_eq!(m.attributes["ThumbsSolo"], "true");
+    // The emulator's clock is this machine's.
+    assert!(
+        m.sent_ms + 5_000 >= before && m.sent_ms <= now_ms() + 5_000,
+        "{} vs {before}",
+        m.sent_ms
+    );
+}
