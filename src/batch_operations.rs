@@ -147,6 +147,7 @@ pub async fn handle<S: ObjectStore>(
                 body: event_body::object_created(&object, ORIGIN, None),
                 // Batch Operations retries a TemporaryFailure itself: never the last receive.
                 receive_count: 1,
+                ..Default::default()
             }),
             Err(reason) => results[index] = Some((ResultCode::PermanentFailure, reason)),
         }

@@ -33,8 +33,16 @@ Environment:
   MAX_RECEIVES      worker/lambda: the queue's maxReceiveCount; on the last receive a failure
                     that would be retried is dead-lettered with its reason instead [default: 3]
   THUMBS_CONCURRENCY  worker/lambda: originals processed at once [default: number of cores]
-  TIME_RESERVE_SECONDS  lambda: start no new original with less time than this left; the rest
-                    goes back to the queue [default: 10]
+  TIME_RESERVE_SECONDS  lambda: start no new original with less time than this left, and never
+                    more than half the time the invocation had; the rest goes back to the queue
+                    without using up a receive [default: 10]
+  QUEUE_URL         the queue consumed (the worker's --queue-url). Lambda: a message that must come back
+                    is sent to it again as a new message carrying its attempt count (attribute
+                    ThumbsAttempts), so hand-backs for lack of time and crashes of a whole
+                    invocation use up no attempt (unset: it comes back through the visibility
+                    timeout, and every receive counts)
+  MESSAGE_TIMEOUT_SECONDS  worker: a message not finished in this time fails (kind `timeout`,
+                    retried, dead-lettered on its last receive) [default: 900]
   SYNC_DELETES      worker/lambda: true = deleting an original deletes its renditions [default: false]
   CACHE_CONTROL     Cache-Control of the renditions, whose names change with their content
                     [default: public, max-age=31536000, immutable]
@@ -177,8 +185,13 @@ pub struct PipelineConfig {
     pub manifest_cache_control: String,
     /// The queue's maxReceiveCount: the receive on which retrying ends.
     pub max_receives: u32,
-    /// On Lambda, no original is started with less time than this left.
+    /// On Lambda, no original is started with less time than this left (at most half the
+    /// invocation's time: see `batch::start_by`).
     pub time_reserve: std::time::Duration,
+    /// The queue the Lambda function consumes: messages that come back are sent to it again.
+    pub queue_url: Option<String>,
+    /// The worker's limit on one message (the Lambda function's is its deadline).
+    pub message_timeout: std::time::Duration,
     pub sync_deletes: bool,
     /// Originals fetched and rendered at once.
     pub concurrency: usize,
@@ -254,6 +267,10 @@ impl PipelineConfig {
                 .to_string(),
             max_receives: env.parse("MAX_RECEIVES", 3u32)?.max(1),
             time_reserve: std::time::Duration::from_secs(env.parse("TIME_RESERVE_SECONDS", 10)?),
+            queue_url: env.get("QUEUE_URL").map(str::to_string),
+            message_timeout: std::time::Duration::from_secs(
+                env.parse("MESSAGE_TIMEOUT_SECONDS", 900u64)?.max(1),
+            ),
             sync_deletes: env.parse("SYNC_DELETES", false)?,
             concurrency: env
                 .parse("THUMBS_CONCURRENCY", default_concurrency())?

@@ -5,13 +5,20 @@
 //! walk does not see it twice), and at the end make every message not moved visible again
 //! (ChangeMessageVisibility 0). Releasing each message at once instead would let the next
 //! receive return it again, and the walk would never get past the first few.
+//!
+//! A letter sent again (its message came back after the letter was sent: a failed
+//! DeleteMessage, or another letter of it that failed to send) carries the same `LetterId`:
+//! both walks count it once, and a redrive moves it once and deletes the extra copies. A
+//! redrive moves only letters sent before it started (SentTimestamp), so it ends even while
+//! a worker that still fails sends the moved messages back as new letters.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write;
 
 use crate::display::escaped;
 use crate::notification::{self, Notification, Record};
-use crate::queue::{send_all, Outgoing, Queue, QueueError, Received, BATCH};
+use crate::queue::{now_ms, send_all, Outgoing, Queue, QueueError, Received, BATCH};
+use crate::report::LETTER_ID;
 
 /// How long a walk hides each message it received. A walk longer than this (tens of thousands
 /// of messages) sees early messages again; they are recognised by id and not counted twice.
@@ -62,6 +69,8 @@ pub struct KindCount {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
     pub kinds: BTreeMap<String, KindCount>,
+    /// Letters that repeat one already counted (the same `LetterId`).
+    pub duplicates: u64,
 }
 
 impl Summary {
@@ -81,11 +90,15 @@ impl Summary {
 
     /// A table: the most frequent kind first.
     pub fn render(&self) -> String {
-        format!(
-            "{} message(s) in the dead-letter queue\n{}",
-            self.total(),
-            self.render_kinds()
-        )
+        let mut out = format!("{} message(s) in the dead-letter queue\n", self.total());
+        if self.duplicates > 0 {
+            let _ = writeln!(
+                out,
+                "({} repeated letter(s) of a failure already counted, not counted again)",
+                self.duplicates
+            );
+        }
+        out + &self.render_kinds()
     }
 
     /// Count, kind and example keys, the most frequent kind first.
@@ -108,6 +121,8 @@ struct Walk<'a, Q> {
     queue: &'a Q,
     url: &'a str,
     seen: HashSet<String>,
+    /// The `LetterId`s met so far.
+    letters: HashSet<String>,
     /// Received and not moved: released when the walk ends.
     held: Vec<Received>,
 }
@@ -118,8 +133,16 @@ impl<'a, Q: Queue> Walk<'a, Q> {
             queue,
             url,
             seen: HashSet::new(),
+            letters: HashSet::new(),
             held: Vec::new(),
         }
+    }
+
+    /// Whether `m` repeats a letter met before in this walk (the same `LetterId`).
+    fn repeats(&mut self, m: &Received) -> bool {
+        m.attributes
+            .get(LETTER_ID)
+            .is_some_and(|id| !self.letters.insert(id.clone()))
     }
 
     /// The next messages not seen before; `None` when the queue has nothing new.
@@ -164,7 +187,10 @@ pub async fn summarize<Q: Queue>(queue: &Q, dlq_url: &str) -> Result<Summary, Qu
         match walk.next().await {
             Ok(Some(batch)) => {
                 for m in batch {
-                    summary.add(&m);
+                    match walk.repeats(&m) {
+                        true => summary.duplicates += 1,
+                        false => summary.add(&m),
+                    }
                     walk.held.push(m);
                 }
             }
@@ -186,6 +212,10 @@ pub struct RedriveCounts {
     pub send_failed: u64,
     /// Sent, but the delete failed: now in both queues (rendered twice at worst, never lost).
     pub delete_failed: u64,
+    /// Repeats of a letter moved (the same `LetterId`): deleted, not sent.
+    pub duplicates: u64,
+    /// Sent to the DLQ after the redrive started (SentTimestamp): left for the next one.
+    pub arrived: u64,
 }
 
 /// Move messages of `kind` (all when `None`) from `dlq_url` to `queue_url`. A message is
@@ -197,6 +227,10 @@ pub async fn redrive<Q: Queue>(
     kind: Option<&str>,
     dry_run: bool,
 ) -> Result<RedriveCounts, QueueError> {
+    // Whatever is sent from now on has a later SentTimestamp (SQS's clock: a client clock
+    // off by seconds moves or leaves the letters of those seconds, no more).
+    let started_ms = now_ms();
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     let mut walk = Walk::new(queue, dlq_url);
     let mut counts = RedriveCounts::default();
     let result = loop {
@@ -205,11 +239,26 @@ pub async fn redrive<Q: Queue>(
             Ok(None) => break Ok(()),
             Err(e) => break Err(e),
         };
+        let (batch, arrived): (Vec<Received>, Vec<Received>) =
+            batch.into_iter().partition(|m| m.sent_ms <= started_ms);
+        counts.arrived += arrived.len() as u64;
+        walk.held.extend(arrived);
         let (chosen, others): (Vec<Received>, Vec<Received>) = batch
             .into_iter()
             .partition(|m| kind.is_none_or(|k| kind_of(m) == k));
         counts.left += others.len() as u64;
         walk.held.extend(others);
+        let (repeats, chosen): (Vec<Received>, Vec<Received>) =
+            chosen.into_iter().partition(|m| walk.repeats(m));
+        counts.duplicates += repeats.len() as u64;
+        if dry_run {
+            walk.held.extend(repeats);
+        } else if !repeats.is_empty() {
+            let refs: Vec<&Received> = repeats.iter().collect();
+            if let Err(e) = queue.delete(dlq_url, &refs).await {
+                tracing::warn!(error = %e, "repeated letters could not be deleted; they stay in the DLQ");
+            }
+        }
         if dry_run {
             chosen.iter().for_each(|m| counts.moved.add(m));
             walk.held.extend(chosen);
@@ -343,6 +392,78 @@ mod tests {
         assert!(q.bodies("main").is_empty());
         assert_eq!(q.bodies("dlq").len(), 6);
         assert_eq!(q.hidden("dlq"), 0);
+    }
+
+    #[tokio::test]
+    async fn a_letter_sent_again_is_counted_once_and_moved_once() {
+        let q = MemoryQueue::default();
+        // The message came back after its letter was sent (its delete failed): the same
+        // letter twice, and another once.
+        for (key, id) in [("a", "1"), ("a", "1"), ("b", "2")] {
+            let key = format!("uploads/{key}.jpg");
+            q.push(
+                "dlq",
+                &letter(&key),
+                &[("ErrorKind", "corrupt"), ("Key", &key), (LETTER_ID, id)],
+            );
+        }
+        let summary = summarize(&q, "dlq").await.unwrap();
+        assert_eq!(summary.kinds["corrupt"].count, 2);
+        assert_eq!(summary.duplicates, 1);
+        let counts = redrive(&q, "dlq", "main", None, false).await.unwrap();
+        assert_eq!(counts.moved.total(), 2);
+        assert_eq!(counts.duplicates, 1);
+        assert_eq!(q.bodies("main").len(), 2);
+        assert!(q.bodies("dlq").is_empty(), "{:?}", q.bodies("dlq"));
+    }
+
+    /// A worker whose cause is not fixed: every message sent to `main` fails again at once
+    /// and comes back to `dlq` as a new letter.
+    struct Failing(MemoryQueue);
+
+    impl Queue for Failing {
+        async fn send_batch(
+            &self,
+            url: &str,
+            entries: &[Outgoing],
+        ) -> Result<Vec<crate::queue::EntryFailure>, QueueError> {
+            for o in entries {
+                self.0.push("dlq", &o.body, &[("ErrorKind", "corrupt")]);
+            }
+            self.0.send_batch(url, entries).await
+        }
+        async fn receive(&self, url: &str, h: i32, w: i32) -> Result<Vec<Received>, QueueError> {
+            // A real receive waits on the network: without it the timeout below never fires.
+            tokio::task::yield_now().await;
+            self.0.receive(url, h, w).await
+        }
+        async fn release(&self, url: &str, r: &[&Received]) -> Result<(), QueueError> {
+            self.0.release(url, r).await
+        }
+        async fn delete(
+            &self,
+            url: &str,
+            r: &[&Received],
+        ) -> Result<Vec<crate::queue::EntryFailure>, QueueError> {
+            self.0.delete(url, r).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_redrive_moves_only_what_was_there_when_it_started() {
+        let q = Failing(dlq());
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let counts = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            redrive(&q, "dlq", "main", None, false),
+        )
+        .await
+        .expect("the redrive ended")
+        .unwrap();
+        assert_eq!(counts.moved.total(), 6);
+        assert_eq!(counts.arrived, 6);
+        assert_eq!(q.0.bodies("main").len(), 6);
+        assert_eq!(q.0.bodies("dlq").len(), 6);
     }
 
     #[tokio::test]

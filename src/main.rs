@@ -155,11 +155,14 @@ fn run(command: Command) -> anyhow::Result<()> {
             if let Some(n) = concurrency {
                 config.concurrency = n.max(1);
             }
-            tokio_runtime()?.block_on(async {
+            let runtime = tokio_runtime()?;
+            let result = runtime.block_on(async {
                 let connected = shell::connect(config).await;
                 shell::worker::run(connected, queue_url).await
-            })?;
-            Ok(())
+            });
+            // A hung render's thread cannot be stopped: do not wait for it on the way out.
+            runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+            Ok(result?)
         }
         Command::Lambda => {
             let config = pipeline_config()?;

@@ -38,6 +38,15 @@ pub struct Received {
     pub body: String,
     pub attributes: BTreeMap<String, String>,
     pub receive_count: u32,
+    /// SentTimestamp: when the message was sent to this queue, in ms since the epoch.
+    pub sent_ms: u64,
+}
+
+/// Now, in ms since the epoch (SentTimestamp's scale).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// An entry of a batch call that failed, and why.
@@ -125,7 +134,7 @@ impl SqsQueue {
 }
 
 /// Why SQS refused one entry of a batch, as "Code: message".
-fn entry_reason(f: &BatchResultErrorEntry) -> String {
+pub fn entry_reason(f: &BatchResultErrorEntry) -> String {
     format!("{}: {}", f.code(), f.message().unwrap_or(""))
 }
 
@@ -182,6 +191,7 @@ impl Queue for SqsQueue {
             .wait_time_seconds(wait_seconds)
             .message_attribute_names("All")
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
             .send()
             .await
             .map_err(queue_error(url))?;
@@ -197,17 +207,21 @@ impl Queue for SqsQueue {
                             .collect()
                     })
                     .unwrap_or_default();
-                let receive_count = m
-                    .attributes()
-                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(1);
+                let system = |name| {
+                    m.attributes()
+                        .and_then(|a| a.get(&name))
+                        .and_then(|n| n.parse().ok())
+                };
+                let receive_count = system(MessageSystemAttributeName::ApproximateReceiveCount)
+                    .map_or(1, |n: u64| n as u32);
+                let sent_ms = system(MessageSystemAttributeName::SentTimestamp).unwrap_or(0);
                 Some(Received {
                     message_id: m.message_id()?.to_string(),
                     receipt: m.receipt_handle()?.to_string(),
                     body: m.body().unwrap_or_default().to_string(),
                     attributes,
                     receive_count,
+                    sent_ms,
                 })
             })
             .collect())
@@ -314,6 +328,7 @@ impl MemoryQueue {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             receive_count: 0,
+            sent_ms: now_ms(),
         };
         state
             .visible

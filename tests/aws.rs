@@ -7,7 +7,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use thumbs::batch::Pipeline;
 use thumbs::config::{Env, PipelineConfig};
 use thumbs::model::ObjectRef;
-use thumbs::report::SqsDeadLetters;
+use thumbs::report::{HandBack, SqsDeadLetters};
 use thumbs::shell::lambda;
 use thumbs::storage::{ObjectLister, ObjectStore, S3Store, StorageError};
 
@@ -257,7 +257,7 @@ async fn lambda_handler_renders_to_s3_and_dead_letters_the_corrupt_upload() {
     event["Records"].as_array_mut().unwrap().push(corrupt);
     let event: SqsEvent = serde_json::from_value(event).unwrap();
 
-    let response = lambda::handle(&pipeline, Some(&dlq), event, None).await;
+    let response = lambda::handle(&pipeline, Some(&dlq), None::<&HandBack>, event, None).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
 
     let folder = "thumbnails/holiday photos/beach day+1.jpg/";
@@ -348,11 +348,49 @@ async fn without_a_dlq_a_permanent_failure_is_reported_as_a_batch_item_failure()
         {"messageId": "m-1", "body": body.to_string()}]}))
     .unwrap();
     let no_dlq: Option<&SqsDeadLetters> = None;
-    let response = lambda::handle(&pipeline, no_dlq, event, None).await;
+    let response = lambda::handle(&pipeline, no_dlq, None::<&HandBack>, event, None).await;
     let failed: Vec<_> = response
         .batch_item_failures
         .iter()
         .map(|f| f.item_identifier.as_str())
         .collect();
     assert_eq!(failed, ["m-1"]);
+}
+
+/// What `thumbs dlq redrive`'s snapshot and the function's copies rest on: a copy sent with
+/// SendMessageBatch arrives with its attributes, and a received message's SentTimestamp is
+/// read (a redrive moves only what was sent before it started).
+#[tokio::test]
+async fn copies_keep_their_attempts_and_received_messages_their_sent_time() {
+    use thumbs::model::Resend;
+    use thumbs::queue::{now_ms, Queue, SqsQueue};
+    use thumbs::report::{Requeue, SqsRequeue};
+    let local = local().await;
+    let before = now_ms();
+    let copy = Resend {
+        body: "{\"Records\":[]}".into(),
+        attempts: 2,
+        solo: true,
+        delay_seconds: 0,
+    };
+    let requeue = SqsRequeue::new(local.sqs.clone(), local.dlq_url.clone());
+    let sent = requeue
+        .resend_batch(&[&copy], std::time::Duration::from_secs(5))
+        .await;
+    assert_eq!(sent, [Ok(())]);
+    let received = SqsQueue::new(local.sqs.clone())
+        .receive(&local.dlq_url, 30, 2)
+        .await
+        .unwrap();
+    assert_eq!(received.len(), 1);
+    let m = &received[0];
+    assert_eq!(m.body, copy.body);
+    assert_eq!(m.attributes["ThumbsAttempts"], "2");
+    assert_eq!(m.attributes["ThumbsSolo"], "true");
+    // The emulator's clock is this machine's.
+    assert!(
+        m.sent_ms + 5_000 >= before && m.sent_ms <= now_ms() + 5_000,
+        "{} vs {before}",
+        m.sent_ms
+    );
 }

@@ -1,6 +1,8 @@
 //! Take a message: its body is read as S3 records, and each record that means work becomes a
 //! task of its own, so no record's failure touches another's.
 
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -24,35 +26,52 @@ struct Work {
 }
 
 impl<S: ObjectStore> Pipeline<S> {
-    /// Process every record of one message.
+    /// Process every record of one message; no original is started after `start_by`, and
+    /// `started` is set once one is.
     pub async fn process_message(
         self: &Arc<Self>,
         message: Message,
-        deadline: Option<Instant>,
+        start_by: Option<Instant>,
+        started: &Arc<AtomicBool>,
     ) -> MessageOutcome {
-        let mut tally = Tally::new(&message, self.config.max_receives);
+        let mut tally = Tally::new(
+            &message,
+            self.config.max_receives,
+            self.config.queue_url.is_some(),
+        );
         let Some(records) = read_records(&message, &mut tally) else {
             return tally.finish();
         };
         let mut tasks = JoinSet::new();
+        // A record whose task panics is settled like any failure (dead-lettered with the
+        // reason on the last attempt), so its record is kept by task id.
+        let mut records_of = HashMap::new();
         for work in records.into_iter().filter_map(|r| work_of(r, &mut tally)) {
             let pipeline = Arc::clone(self);
+            let started = Arc::clone(started);
             let span = tracing::info_span!("object", bucket = %printable(&work.object.bucket), key = %printable(&work.object.key));
-            tasks.spawn(
+            let (object, removed) = (work.object.clone(), work.removed);
+            let task = tasks.spawn(
                 async move {
-                    let result = pipeline
-                        .process_object(&work.object, work.removed, deadline)
-                        .await;
-                    (work, result)
+                    #[cfg(test)]
+                    if pipeline.panic_on.lock().unwrap().as_deref() == Some(&object.key) {
+                        panic!("injected panic");
+                    }
+                    pipeline
+                        .process_object(&object, removed, start_by, &started)
+                        .await
                 }
                 .instrument(span),
             );
+            records_of.insert(task.id(), work);
         }
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok((work, result)) => tally.record(&work.object, &work.raw, result),
-                Err(e) => tally.panicked(e.to_string()),
-            }
+        while let Some(joined) = tasks.join_next_with_id().await {
+            let (id, result) = match joined {
+                Ok((id, result)) => (id, result),
+                Err(e) => (e.id(), Err(Failure::retryable("panic", e.to_string()))),
+            };
+            let work = &records_of[&id];
+            tally.record(&work.object, &work.raw, result);
         }
         tally.finish()
     }

@@ -12,7 +12,9 @@ mod message;
 mod outcome;
 mod record;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
@@ -23,11 +25,19 @@ use crate::model::{Failure, Message, MessageOutcome};
 use crate::storage::ObjectStore;
 use crate::store::settings_fingerprint;
 use isolate::{run_isolated, Interrupted};
-use outcome::Tally;
+use outcome::{Tally, NOT_STARTED};
 
 /// How long before the deadline the batch stops waiting and hands back what is unfinished:
-/// time for the response to reach Lambda.
-const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
+/// time for the dead letters, the copies sent again and the response.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
+
+/// The last instant at which an original may be started: `TIME_RESERVE_SECONDS` before the
+/// deadline, but never more than half the time left at `now`, so that every timeout Lambda
+/// allows (10 s and up) starts work instead of handing every message back.
+pub fn start_by(now: Instant, deadline: Instant, reserve: Duration) -> Instant {
+    let left = deadline.saturating_duration_since(now);
+    deadline.checked_sub(reserve.min(left / 2)).unwrap_or(now)
+}
 
 /// The core both shells run: storage, settings and a concurrency limit.
 pub struct Pipeline<S> {
@@ -36,6 +46,28 @@ pub struct Pipeline<S> {
     /// `store::settings_fingerprint` of the settings, computed once.
     fingerprint: String,
     limit: Arc<Semaphore>,
+    /// libvips renders running (on blocking threads), by number, with their start.
+    renders: Mutex<HashMap<u64, Instant>>,
+    next_render: AtomicU64,
+    /// Tests only: how long each render sleeps first (a hung libvips call), and the key
+    /// whose record task panics.
+    #[cfg(test)]
+    pub(crate) slow_render: Mutex<Duration>,
+    #[cfg(test)]
+    pub(crate) panic_on: Mutex<Option<String>>,
+}
+
+/// A render running on a blocking thread; dropped when the thread is done with it, however
+/// long after its task was given up.
+pub(crate) struct RenderRunning<'p> {
+    renders: &'p Mutex<HashMap<u64, Instant>>,
+    id: u64,
+}
+
+impl Drop for RenderRunning<'_> {
+    fn drop(&mut self) {
+        self.renders.lock().expect("renders lock").remove(&self.id);
+    }
 }
 
 impl<S: ObjectStore> Pipeline<S> {
@@ -46,33 +78,129 @@ impl<S: ObjectStore> Pipeline<S> {
             fingerprint: settings_fingerprint(&config.render),
             config,
             limit: Arc::new(Semaphore::new(concurrency.max(1))),
+            renders: Mutex::new(HashMap::new()),
+            next_render: AtomicU64::new(0),
+            #[cfg(test)]
+            slow_render: Mutex::default(),
+            #[cfg(test)]
+            panic_on: Mutex::default(),
         })
     }
 
+    /// Count a render as running until the returned guard drops.
+    pub(crate) fn render_running(&self) -> RenderRunning<'_> {
+        let id = self.next_render.fetch_add(1, Ordering::Relaxed);
+        self.renders
+            .lock()
+            .expect("renders lock")
+            .insert(id, Instant::now());
+        let running = RenderRunning {
+            renders: &self.renders,
+            id,
+        };
+        #[cfg(test)]
+        std::thread::sleep(*self.slow_render.lock().unwrap());
+        running
+    }
+
+    /// Renders still running after `limit`: a blocking libvips call cannot be stopped, so each
+    /// one holds its concurrency permit until it returns.
+    pub fn hung_renders(&self, limit: Duration) -> usize {
+        let renders = self.renders.lock().expect("renders lock");
+        renders.values().filter(|s| s.elapsed() >= limit).count()
+    }
+
     /// Process a batch; outcomes come back in the order of `messages`. With a `deadline`, no
-    /// original is started with less than `TIME_RESERVE_SECONDS` left, and messages still
-    /// unfinished shortly before it are handed back for a retry.
+    /// original is started after [`start_by`], and messages still unfinished shortly before
+    /// it are handed back for a retry.
+    ///
+    /// With `QUEUE_URL` (what comes back is sent again as a copy, so a receive count above 1
+    /// means an invocation holding the message ended without an answer: out of memory, or
+    /// its timeout): such a message is not tried among others but sent again marked solo; a
+    /// solo message is tried alone, after the others of its batch are finished; a solo
+    /// message that comes back that way is the cause, and is dead-lettered as `crashed`.
     pub async fn process_batch(
         self: &Arc<Self>,
         messages: Vec<Message>,
         deadline: Option<Instant>,
     ) -> Vec<MessageOutcome> {
-        let work = messages.iter().map(|message| {
-            let pipeline = Arc::clone(self);
-            let message = message.clone();
-            let span = tracing::info_span!("message", id = %message.id);
-            async move { pipeline.process_message(message, deadline).await }.instrument(span)
-        });
+        let start = deadline.map(|d| start_by(Instant::now(), d, self.config.time_reserve));
         let cutoff = deadline.map(|d| d.checked_sub(DEADLINE_MARGIN).unwrap_or(d));
+        let resent = self.config.queue_url.is_some();
+        let mut outcomes: Vec<Option<MessageOutcome>> = vec![None; messages.len()];
+        let mut crowd = Vec::new();
+        let mut alone = None;
+        for (i, message) in messages.iter().enumerate() {
+            let tally = || Tally::new(message, self.config.max_receives, true);
+            if !resent {
+                crowd.push(i);
+            } else if message.receive_count > 1 && message.solo {
+                warn!(id = %message.id, "an invocation that held only this message ended without an answer");
+                let mut tally = tally();
+                tally.message_failed(Failure::permanent(
+                    "crashed",
+                    "the function stopped without an answer (out of memory, or its timeout) \
+                     while this upload was the only one it was working on",
+                ));
+                outcomes[i] = Some(tally.finish());
+            } else if message.receive_count > 1 || (message.solo && alone.is_some()) {
+                let mut tally = tally();
+                tally.isolate();
+                outcomes[i] = Some(tally.finish());
+            } else if message.solo {
+                alone = Some(i);
+            } else {
+                crowd.push(i);
+            }
+        }
+        for group in [crowd, alone.into_iter().collect()] {
+            let chosen: Vec<&Message> = group.iter().map(|&i| &messages[i]).collect();
+            for (i, outcome) in group.iter().zip(self.run(&chosen, start, cutoff).await) {
+                outcomes[*i] = Some(outcome);
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.expect("every message settled"))
+            .collect()
+    }
+
+    /// Run messages side by side until `cutoff`.
+    async fn run(
+        self: &Arc<Self>,
+        messages: &[&Message],
+        start_by: Option<Instant>,
+        cutoff: Option<Instant>,
+    ) -> Vec<MessageOutcome> {
+        let started: Vec<Arc<AtomicBool>> = messages.iter().map(|_| Arc::default()).collect();
+        let work = messages.iter().zip(&started).map(|(message, started)| {
+            let pipeline = Arc::clone(self);
+            let message = (*message).clone();
+            let started = Arc::clone(started);
+            let span = tracing::info_span!("message", id = %message.id);
+            async move { pipeline.process_message(message, start_by, &started).await }
+                .instrument(span)
+        });
         let results = run_isolated(work, cutoff).await;
         messages
             .iter()
             .zip(results)
-            .map(|(message, result)| match result {
+            .zip(started)
+            .map(|((message, result), started)| match result {
                 Ok(outcome) => outcome,
                 Err(Interrupted::Panicked(why)) => {
                     warn!(id = %message.id, error = %why, "a message task panicked; it will be retried");
                     self.retry_whole(message, Failure::retryable("panic", why))
+                }
+                Err(Interrupted::Unfinished) if !started.load(Ordering::Relaxed) => {
+                    warn!(id = %message.id, "not started before the deadline; handed back");
+                    self.retry_whole(
+                        message,
+                        Failure::retryable(
+                            NOT_STARTED,
+                            "not started: too little of the function's time was left",
+                        ),
+                    )
                 }
                 Err(Interrupted::Unfinished) => {
                     warn!(id = %message.id, "not finished before the deadline; handed back");
@@ -90,8 +218,12 @@ impl<S: ObjectStore> Pipeline<S> {
 
     /// A message that goes back whole, or, on its last receive, to the dead-letter queue
     /// whole, with the reason.
-    fn retry_whole(&self, message: &Message, failure: Failure) -> MessageOutcome {
-        let mut tally = Tally::new(message, self.config.max_receives);
+    pub fn retry_whole(&self, message: &Message, failure: Failure) -> MessageOutcome {
+        let mut tally = Tally::new(
+            message,
+            self.config.max_receives,
+            self.config.queue_url.is_some(),
+        );
         tally.message_failed(failure);
         tally.finish()
     }
@@ -102,7 +234,7 @@ mod tests {
     use super::*;
     use crate::config::Env;
     use crate::model::Manifest;
-    use crate::report::{settle, MemoryDeadLetters};
+    use crate::report::{deliver, settle, MemoryDeadLetters, MemoryRequeue};
     use crate::storage::{MemoryStore, PutObject, StorageError};
     use serde_json::{json, Value};
 
@@ -142,6 +274,7 @@ mod tests {
             id: id.into(),
             body: json!({ "Records": records }).to_string(),
             receive_count: 1,
+            ..Default::default()
         }
     }
 
@@ -220,6 +353,7 @@ mod tests {
                 id: "junk".into(),
                 body: "hello".into(),
                 receive_count: 1,
+                ..Default::default()
             },
         ];
         let outcomes = p.process_batch(messages, None).await;
@@ -361,6 +495,7 @@ mod tests {
             body: json!({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "in"})
                 .to_string(),
             receive_count: 1,
+            ..Default::default()
         };
         let removal = message_of(
             "r",
@@ -598,17 +733,217 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn nothing_is_started_with_too_little_time_left() {
+    async fn every_allowed_function_timeout_starts_work() {
+        // FunctionTimeout allows 10 and 15 s; TIME_RESERVE_SECONDS defaults to 10.
+        for seconds in [10, 15] {
+            let p = pipeline();
+            p.store
+                .insert("in", "uploads/a.jpg", fixture("landscape.jpg"));
+            let deadline = Instant::now() + Duration::from_secs(seconds);
+            let outcomes = p
+                .process_batch(vec![message("m", &["uploads/a.jpg"])], Some(deadline))
+                .await;
+            assert_eq!(
+                outcomes[0].rendered, 1,
+                "{seconds} s: {:?}",
+                outcomes[0].retry
+            );
+        }
+    }
+
+    #[test]
+    fn the_reserve_is_at_most_half_the_time_left() {
+        let now = Instant::now();
+        let left = |timeout, reserve| {
+            start_by(
+                now,
+                now + Duration::from_secs(timeout),
+                Duration::from_secs(reserve),
+            ) - now
+        };
+        assert_eq!(left(60, 10), Duration::from_secs(50));
+        assert_eq!(left(10, 10), Duration::from_secs(5));
+        assert_eq!(left(15, 0), Duration::from_secs(15));
+    }
+
+    fn pipeline_of(vars: &[(&str, &str)], concurrency: usize) -> Arc<Pipeline<MemoryStore>> {
+        let mut pairs = vec![("OUTPUT_BUCKET", "out"), ("INPUT_BUCKETS", "in")];
+        pairs.extend_from_slice(vars);
+        let config = PipelineConfig::from_env(&Env::from_pairs(pairs)).unwrap();
+        Pipeline::new(MemoryStore::default(), config, concurrency)
+    }
+
+    const QUEUE: (&str, &str) = ("QUEUE_URL", "https://sqs/main");
+
+    #[tokio::test]
+    async fn a_message_not_started_for_lack_of_time_is_a_hand_back_not_an_attempt() {
+        let p = pipeline_of(&[QUEUE], 1);
+        p.store
+            .insert("in", "uploads/a.jpg", fixture("landscape.jpg"));
+        p.store
+            .insert("in", "uploads/b.jpg", fixture("landscape.jpg"));
+        // One slot and slow storage: `first` holds the slot past the last start.
+        *p.store.latency.lock().unwrap() = Duration::from_secs(3);
+        let deadline = Instant::now() + Duration::from_secs(4);
+        let outcomes = p
+            .process_batch(
+                vec![
+                    message("first", &["uploads/a.jpg"]),
+                    message("second", &["uploads/b.jpg"]),
+                ],
+                Some(deadline),
+            )
+            .await;
+        assert_eq!(outcomes[0].retry.as_ref().map(|f| f.kind), Some("deadline"));
+        assert_eq!(
+            outcomes[1].retry.as_ref().map(|f| f.kind),
+            Some("not_started")
+        );
+        let resend = |i: usize| outcomes[i].resend.clone().unwrap();
+        assert_eq!((resend(0).attempts, resend(0).delay_seconds), (1, 30));
+        assert_eq!((resend(1).attempts, resend(1).delay_seconds), (0, 0));
+    }
+
+    /// Feed a copy sent again back in, as SQS would deliver it: a new message.
+    fn delivered(id: &str, copy: &crate::model::Resend) -> Message {
+        Message {
+            id: id.into(),
+            body: copy.body.clone(),
+            receive_count: 1,
+            attempts: copy.attempts,
+            solo: copy.solo,
+        }
+    }
+
+    #[tokio::test]
+    async fn hand_backs_for_lack_of_time_never_use_up_attempts() {
+        let p = pipeline_with(&[QUEUE]);
+        p.store
+            .insert("in", "uploads/a.jpg", fixture("landscape.jpg"));
+        let dlq = MemoryDeadLetters::default();
+        let requeue = MemoryRequeue::default();
+        let mut m = message("m0", &["uploads/a.jpg"]);
+        // Five invocations in a row with no time left for it.
+        for round in 1..=5 {
+            let outcomes = p.process_batch(vec![m], Some(Instant::now())).await;
+            let report = deliver(outcomes, Some(&dlq), Some(&requeue), None).await;
+            assert_eq!(report.done.len(), 1, "the copy was sent: acknowledged");
+            let copy = requeue.copies.lock().unwrap().pop().expect("a copy");
+            assert_eq!(copy.attempts, 0, "round {round}");
+            m = delivered(&format!("m{round}"), &copy);
+        }
+        assert!(dlq.letters.lock().unwrap().is_empty());
+        assert_eq!(p.process_batch(vec![m], None).await[0].rendered, 1);
+    }
+
+    #[tokio::test]
+    async fn attempts_carried_by_copies_end_in_a_dead_letter_with_the_reason() {
+        let p = pipeline_with(&[QUEUE]);
+        p.store
+            .insert("in", "uploads/a.jpg", fixture("landscape.jpg"));
+        let requeue = MemoryRequeue::default();
+        let dlq = MemoryDeadLetters::default();
+        let mut m = message("m0", &["uploads/a.jpg"]);
+        for round in 1..=3 {
+            p.store
+                .fail_next([StorageError::Transient("503 SlowDown".into())]);
+            let outcomes = p.process_batch(vec![m.clone()], None).await;
+            deliver(outcomes, Some(&dlq), Some(&requeue), None).await;
+            match requeue.copies.lock().unwrap().pop() {
+                Some(copy) => m = delivered(&format!("m{round}"), &copy),
+                None => assert_eq!(round, 3),
+            }
+        }
+        let letters = dlq.letters.lock().unwrap();
+        assert_eq!(letters.len(), 1);
+        assert_eq!(letters[0].failure.kind, "storage_unavailable");
+        assert!(letters[0].failure.message.contains("gave up after 3"));
+    }
+
+    #[tokio::test]
+    async fn a_crash_is_blamed_only_on_the_message_that_causes_it() {
+        let p = pipeline_with(&[QUEUE]);
+        for key in ["a", "b", "c"] {
+            p.store.insert(
+                "in",
+                &format!("uploads/{key}.jpg"),
+                fixture("landscape.jpg"),
+            );
+        }
+        // An invocation that held a and b ended without an answer: both come back with a
+        // receive count of 2, and are sent again to be tried alone, untried and unblamed.
+        let mut crashed = vec![
+            message("a", &["uploads/a.jpg"]),
+            message("b", &["uploads/b.jpg"]),
+        ];
+        crashed.iter_mut().for_each(|m| m.receive_count = 2);
+        let outcomes = p.process_batch(crashed, None).await;
+        for o in &outcomes {
+            let copy = o.resend.as_ref().unwrap();
+            assert!(copy.solo && copy.attempts == 0 && o.rendered == 0);
+            assert!(o.dead_letters.is_empty());
+        }
+        // Their copies arrive with another message: it is rendered, one copy is tried alone
+        // after it, the other waits for an invocation of its own.
+        let copies: Vec<Message> = outcomes
+            .iter()
+            .map(|o| delivered(&o.message_id, o.resend.as_ref().unwrap()))
+            .collect();
+        let batch = vec![
+            copies[0].clone(),
+            copies[1].clone(),
+            message("c", &["uploads/c.jpg"]),
+        ];
+        let outcomes = p.process_batch(batch, None).await;
+        assert_eq!(outcomes[0].rendered, 1);
+        assert!(outcomes[1].resend.as_ref().is_some_and(|c| c.solo));
+        assert_eq!(outcomes[1].rendered, 0);
+        assert_eq!(outcomes[2].rendered, 1);
+        // A copy that was the only one tried comes back the same way: it is the cause.
+        let mut alone = copies[1].clone();
+        alone.receive_count = 2;
+        let outcomes = p.process_batch(vec![alone], None).await;
+        assert!(outcomes[0].retry.is_none());
+        let letter = &outcomes[0].dead_letters[0];
+        assert_eq!(letter.failure.kind, "crashed");
+        assert!(letter.failure.message.contains("out of memory"));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_record_on_its_last_receive_is_dead_lettered_with_its_reason() {
         let p = pipeline();
         p.store
             .insert("in", "uploads/a.jpg", fixture("landscape.jpg"));
-        // TIME_RESERVE_SECONDS is 10 by default.
-        let deadline = Instant::now() + Duration::from_secs(5);
+        *p.panic_on.lock().unwrap() = Some("uploads/a.jpg".into());
+        let mut m = message("m", &["uploads/a.jpg"]);
+        let outcomes = p.process_batch(vec![m.clone()], None).await;
+        assert_eq!(outcomes[0].retry.as_ref().map(|f| f.kind), Some("panic"));
+        m.receive_count = 3;
+        let outcomes = p.process_batch(vec![m], None).await;
+        assert!(outcomes[0].retry.is_none(), "{:?}", outcomes[0].retry);
+        let letter = &outcomes[0].dead_letters[0];
+        assert_eq!(letter.failure.kind, "panic");
+        assert_eq!(letter.key.as_deref(), Some("uploads/a.jpg"));
+    }
+
+    #[tokio::test]
+    async fn a_render_past_the_deadline_keeps_its_slot_until_it_ends() {
+        let p = pipeline_of(&[("TIME_RESERVE_SECONDS", "0")], 1);
+        p.store
+            .insert("in", "uploads/a.jpg", fixture("landscape.jpg"));
+        *p.slow_render.lock().unwrap() = Duration::from_millis(2500);
+        let deadline = Instant::now() + DEADLINE_MARGIN + Duration::from_millis(500);
         let outcomes = p
             .process_batch(vec![message("m", &["uploads/a.jpg"])], Some(deadline))
             .await;
         assert_eq!(outcomes[0].retry.as_ref().map(|f| f.kind), Some("deadline"));
-        assert!(p.store.keys("out").is_empty());
+        // The task was stopped, the render goes on: its slot is not free for another.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(p.limit.available_permits(), 0, "the slot was given up");
+        assert_eq!(p.hung_renders(Duration::ZERO), 1);
+        tokio::time::sleep(Duration::from_millis(3000)).await;
+        assert_eq!(p.limit.available_permits(), 1);
+        assert_eq!(p.hung_renders(Duration::ZERO), 0);
     }
 
     #[tokio::test]

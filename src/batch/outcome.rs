@@ -5,21 +5,39 @@
 use serde_json::{json, Value};
 
 use super::record::Done;
-use crate::model::{DeadLetter, Failure, Message, MessageOutcome, ObjectRef};
+use crate::model::{DeadLetter, Failure, Message, MessageOutcome, ObjectRef, Resend};
+
+/// The kind of a record (or message) not started for lack of the function's time: a
+/// hand-back, not an attempt.
+pub(super) const NOT_STARTED: &str = "not_started";
+
+/// The pause before a failed message is tried again, when it is sent again rather than left
+/// to the visibility timeout: 30 s, doubling with each attempt, within SQS's 900 s limit.
+fn retry_delay(attempts: u32) -> u32 {
+    (30u32 << attempts.saturating_sub(1).min(5)).min(900)
+}
 
 /// One message's outcome, as its records settle.
 pub(super) struct Tally<'m> {
     message: &'m Message,
-    /// No receive comes after this one: a retryable failure is dead-lettered, not handed back.
+    /// No attempt comes after this one: a retryable failure is dead-lettered, not handed back.
     last_receive: bool,
+    /// The message comes back as a copy sent by the shell (`QUEUE_URL`): a hand-back then
+    /// spends no attempt and is never dead-lettered.
+    resent: bool,
+    /// Some record was worked on (not only handed back for lack of time).
+    attempted: bool,
     outcome: MessageOutcome,
 }
 
 impl<'m> Tally<'m> {
-    pub fn new(message: &'m Message, max_receives: u32) -> Self {
+    /// `resent`: what comes back is sent again as a copy (see [`Resend`]).
+    pub fn new(message: &'m Message, max_receives: u32, resent: bool) -> Self {
         Tally {
             message,
-            last_receive: message.receive_count >= max_receives,
+            last_receive: message.attempts + message.receive_count >= max_receives,
+            resent,
+            attempted: false,
             outcome: MessageOutcome {
                 message_id: message.id.clone(),
                 ..Default::default()
@@ -34,6 +52,7 @@ impl<'m> Tally<'m> {
 
     /// What a record's task came to.
     pub fn record(&mut self, object: &ObjectRef, raw: &Value, result: Result<Done, Failure>) {
+        self.attempted |= !matches!(&result, Err(f) if f.kind == NOT_STARTED);
         match result {
             Ok(Done::Rendered { .. }) => self.outcome.rendered += 1,
             Ok(Done::Skipped(_)) => self.outcome.skipped += 1,
@@ -57,6 +76,7 @@ impl<'m> Tally<'m> {
     /// The message failed as a whole (not an S3 event, a panic, the deadline): a dead letter
     /// holds it as it came.
     pub fn message_failed(&mut self, failure: Failure) {
+        self.attempted |= failure.kind != NOT_STARTED;
         if let Some(failure) = self.unless_retried(failure) {
             self.outcome.dead_letters.push(DeadLetter {
                 body: self.message.body.clone(),
@@ -68,34 +88,70 @@ impl<'m> Tally<'m> {
         }
     }
 
-    /// A record's task panicked: the message comes back.
-    pub fn panicked(&mut self, why: String) {
-        self.outcome.retry = Some(Failure::retryable("panic", why));
+    /// The message comes back untried, to be tried alone: an invocation that held it among
+    /// others ended without an answer (see `Pipeline::process_batch`). That is not blamed on
+    /// it: the attempts it carries stay as they were.
+    pub fn isolate(&mut self) {
+        self.outcome.retry = Some(Failure::retryable(
+            NOT_STARTED,
+            "an invocation that held it ended without an answer: it will be tried alone",
+        ));
+        self.outcome.resend = Some(Resend {
+            body: self.message.body.clone(),
+            attempts: self.message.attempts,
+            solo: true,
+            delay_seconds: 0,
+        });
     }
 
-    pub fn finish(self) -> MessageOutcome {
+    pub fn finish(mut self) -> MessageOutcome {
+        self.finish_resend(self.message.solo);
         self.outcome
     }
 
+    /// With a retry, the copy to send instead: a hand-back spends no attempt and goes at
+    /// once; a failed attempt waits.
+    fn finish_resend(&mut self, solo: bool) {
+        if self.outcome.retry.is_none() || self.outcome.resend.is_some() {
+            return;
+        }
+        let before = self.message.attempts + self.message.receive_count.saturating_sub(1);
+        let attempts = before + u32::from(self.attempted);
+        self.outcome.resend = Some(Resend {
+            body: self.message.body.clone(),
+            attempts,
+            solo,
+            delay_seconds: if self.attempted {
+                retry_delay(attempts)
+            } else {
+                0
+            },
+        });
+    }
+
     /// A retryable failure becomes the reason the message comes back (`None`), unless no
-    /// receive is left: then, like a permanent one, it is returned for the dead-letter queue.
+    /// attempt is left: then, like a permanent one, it is returned for the dead-letter queue.
+    /// A hand-back of a message that is sent again is never dead-lettered: it was no attempt.
     fn unless_retried(&mut self, failure: Failure) -> Option<Failure> {
         if !failure.retryable {
             return Some(failure);
         }
-        if !self.last_receive {
+        if !self.last_receive || (self.resent && failure.kind == NOT_STARTED) {
             self.outcome.retry = Some(failure);
             return None;
         }
-        Some(given_up(failure, self.message.receive_count))
+        Some(given_up(
+            failure,
+            self.message.attempts + self.message.receive_count,
+        ))
     }
 }
 
-/// A retryable failure that ran out of receives: dead-lettered with its reason rather than
+/// A retryable failure that ran out of attempts: dead-lettered with its reason rather than
 /// moved by the redrive policy without one.
-fn given_up(failure: Failure, receives: u32) -> Failure {
+fn given_up(failure: Failure, attempts: u32) -> Failure {
     Failure::permanent(
         failure.kind,
-        format!("{} (gave up after {receives} receives)", failure.message),
+        format!("{} (gave up after {attempts} receives)", failure.message),
     )
 }

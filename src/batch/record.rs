@@ -2,8 +2,11 @@
 //! under the input prefix), then fetch, render and store an upload, or delete a deletion's
 //! outputs; logged and counted once, whatever it came to.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+
+use tokio::sync::OwnedSemaphorePermit;
 
 use tracing::{info, warn};
 
@@ -32,14 +35,21 @@ impl<S: ObjectStore> Pipeline<S> {
         self: &Arc<Self>,
         object: &ObjectRef,
         removed: bool,
-        deadline: Option<Instant>,
+        start_by: Option<Instant>,
+        begun: &AtomicBool,
     ) -> Result<Done, Failure> {
-        let _permit = self.limit.acquire().await.expect("semaphore never closed");
+        // Shared with the render's blocking thread: the permit is returned only when both are
+        // done, so a render that outlives its task (the deadline) still counts.
+        let permit = Arc::new(
+            Arc::clone(&self.limit)
+                .acquire_owned()
+                .await
+                .expect("semaphore never closed"),
+        );
         let started = Instant::now();
-        if deadline.is_some_and(|d| d.saturating_duration_since(started) < self.config.time_reserve)
-        {
+        if start_by.is_some_and(|s| started >= s) {
             let failure = Failure::retryable(
-                "deadline",
+                super::outcome::NOT_STARTED,
                 "not started: too little of the function's time was left",
             );
             info!(
@@ -50,10 +60,11 @@ impl<S: ObjectStore> Pipeline<S> {
             );
             return Err(failure);
         }
+        begun.store(true, Ordering::Relaxed);
         let result = if removed {
             self.remove(object).await
         } else {
-            self.fetch_render_store(object).await
+            self.fetch_render_store(object, permit).await
         };
         let elapsed = started.elapsed();
         match &result {
@@ -114,7 +125,11 @@ impl<S: ObjectStore> Pipeline<S> {
 
     /// Fetch, render and store one original, unless the stored manifest says there is nothing
     /// to do (the same source and settings, or a newer upload already rendered).
-    async fn fetch_render_store(self: &Arc<Self>, object: &ObjectRef) -> Result<Done, Failure> {
+    async fn fetch_render_store(
+        self: &Arc<Self>,
+        object: &ObjectRef,
+        permit: Arc<OwnedSemaphorePermit>,
+    ) -> Result<Done, Failure> {
         if let Some(why) = self.admit(object)? {
             return Ok(Done::Skipped(why));
         }
@@ -142,10 +157,14 @@ impl<S: ObjectStore> Pipeline<S> {
         let bytes = std::mem::take(&mut fetched.bytes);
         let bytes_in = bytes.len() as u64;
         // libvips work is CPU-bound and blocking: keep it off the async threads.
-        let rendered =
-            tokio::task::spawn_blocking(move || render::render(&bytes, &pipeline.config.render))
-                .await
-                .map_err(|e| Failure::retryable("panic", format!("render task failed: {e}")))??;
+        let held = Arc::clone(&permit);
+        let rendered = tokio::task::spawn_blocking(move || {
+            let _permit = held;
+            let _running = pipeline.render_running();
+            render::render(&bytes, &pipeline.config.render)
+        })
+        .await
+        .map_err(|e| Failure::retryable("panic", format!("render task failed: {e}")))??;
         let stored = store::store(
             &self.store,
             &self.config,
@@ -156,6 +175,7 @@ impl<S: ObjectStore> Pipeline<S> {
             &self.fingerprint,
         )
         .await?;
+        drop(permit);
         if stored.is_none() {
             return Ok(Done::Skipped("superseded"));
         }

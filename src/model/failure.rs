@@ -46,6 +46,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_incomplete_render_is_retried_when_every_missing_rendition_was_a_shortage() {
+        use crate::model::{FailedRendition, Format, Probe, Rendered};
+        let incomplete = |errors: Vec<RenderError>| {
+            let rendered = Rendered {
+                source: Probe {
+                    format: "jpeg",
+                    width: 1,
+                    height: 1,
+                    cmyk: false,
+                    icc: false,
+                },
+                source_bytes: 1,
+                placeholder: String::new(),
+                renditions: Vec::new(),
+                failed: errors
+                    .into_iter()
+                    .map(|error| FailedRendition {
+                        preset: "large".into(),
+                        format: Format::Webp,
+                        error,
+                    })
+                    .collect(),
+            };
+            Failure::from(rendered.incomplete().expect("some failed"))
+        };
+        let shortage = || RenderError::Resources("out of memory".into());
+        let short = incomplete(vec![shortage(), shortage()]);
+        assert_eq!(short.kind, "incomplete");
+        assert!(short.retryable, "{short}");
+        let encode = RenderError::Encode {
+            format: Format::Webp,
+            message: "too big".into(),
+        };
+        assert!(!incomplete(vec![shortage(), encode]).retryable);
+    }
+
+    #[test]
     fn render_resource_shortage_is_retried_and_bad_files_are_not() {
         let oom = Failure::from(RenderError::Resources("out of memory".into()));
         assert!(oom.retryable);

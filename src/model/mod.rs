@@ -11,7 +11,9 @@ mod settings;
 
 pub use failure::Failure;
 pub use manifest::{Manifest, ManifestFailure, ManifestRendition, ManifestSource};
-pub use message::{DeadLetter, Message, MessageOutcome};
+pub use message::{
+    DeadLetter, Message, MessageOutcome, Resend, ATTEMPTS_ATTRIBUTE, SOLO_ATTRIBUTE,
+};
 pub use object::{sequencer_is_newer, ObjectRef};
 pub use preset::{
     parse_formats, parse_presets, parse_quality, Fit, Format, Preset, PresetError, Quality,

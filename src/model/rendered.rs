@@ -32,6 +32,8 @@ pub enum RenderError {
         failed: usize,
         total: usize,
         reasons: String,
+        /// Every rendition failed for a shortage another try may not meet.
+        retryable: bool,
     },
 }
 
@@ -51,9 +53,17 @@ impl RenderError {
         }
     }
 
-    /// Only a shortage of the machine's resources may go away on another try.
+    /// Only a shortage of the machine's resources may go away on another try (also when it
+    /// is what every missing rendition failed for).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, RenderError::Resources(_))
+        matches!(
+            self,
+            RenderError::Resources(_)
+                | RenderError::Incomplete {
+                    retryable: true,
+                    ..
+                }
+        )
     }
 }
 
@@ -122,6 +132,7 @@ impl Rendered {
             failed: self.failed.len(),
             total: self.failed.len() + self.renditions.len(),
             reasons: reasons.join("; "),
+            retryable: self.failed.iter().all(|f| f.error.is_retryable()),
         })
     }
 }

@@ -11,31 +11,45 @@ use serde_json::Value;
 
 use crate::batch::Pipeline;
 use crate::batch_operations;
-use crate::model::Message;
-use crate::report::{settle, DeadLetterQueue};
+use crate::model::{Message, ATTEMPTS_ATTRIBUTE, SOLO_ATTRIBUTE};
+use crate::report::{deliver, DeadLetterQueue, Requeue};
 use crate::storage::ObjectStore;
 
-/// Handle one SQS event; nothing is started that `deadline` would not leave time for.
-pub async fn handle<S: ObjectStore, D: DeadLetterQueue>(
+/// Handle one SQS event; nothing is started that `deadline` would not leave time for. With
+/// `requeue` (`QUEUE_URL`), what must come back is sent again as a copy instead.
+pub async fn handle<S: ObjectStore, D: DeadLetterQueue, R: Requeue>(
     pipeline: &Arc<Pipeline<S>>,
     dlq: Option<&D>,
+    requeue: Option<&R>,
     event: SqsEvent,
     deadline: Option<Instant>,
 ) -> SqsBatchResponse {
     let messages = event
         .records
         .into_iter()
-        .map(|m| Message {
-            receive_count: m
-                .attributes
-                .get("ApproximateReceiveCount")
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(1),
-            id: m.message_id.unwrap_or_default(),
-            body: m.body.unwrap_or_default(),
+        .map(|m| {
+            let attribute = |name: &str| {
+                m.message_attributes
+                    .get(name)
+                    .and_then(|a| a.string_value.clone())
+            };
+            Message {
+                receive_count: m
+                    .attributes
+                    .get("ApproximateReceiveCount")
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(1),
+                attempts: attribute(ATTEMPTS_ATTRIBUTE)
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0),
+                solo: attribute(SOLO_ATTRIBUTE).is_some_and(|v| v == "true"),
+                id: m.message_id.clone().unwrap_or_default(),
+                body: m.body.clone().unwrap_or_default(),
+            }
         })
         .collect();
-    let report = settle(pipeline.process_batch(messages, deadline).await, dlq).await;
+    let outcomes = pipeline.process_batch(messages, deadline).await;
+    let report = deliver(outcomes, dlq, requeue, deadline).await;
     let mut response = SqsBatchResponse::default();
     for id in report.failed {
         response.add_failure(id);
@@ -57,9 +71,10 @@ fn deadline_instant(deadline_ms: u64) -> Option<Instant> {
 }
 
 /// Route an invocation by its shape: S3 Batch Operations, else an SQS event.
-pub async fn dispatch<S: ObjectStore, D: DeadLetterQueue>(
+pub async fn dispatch<S: ObjectStore, D: DeadLetterQueue, R: Requeue>(
     pipeline: &Arc<Pipeline<S>>,
     dlq: Option<&D>,
+    requeue: Option<&R>,
     payload: Value,
     deadline: Option<Instant>,
 ) -> Result<Value, lambda_runtime::Error> {
@@ -71,7 +86,7 @@ pub async fn dispatch<S: ObjectStore, D: DeadLetterQueue>(
     } else {
         let event = serde_json::from_value(payload)?;
         Ok(serde_json::to_value(
-            handle(pipeline, dlq, event, deadline).await,
+            handle(pipeline, dlq, requeue, event, deadline).await,
         )?)
     }
 }
@@ -80,12 +95,21 @@ pub async fn dispatch<S: ObjectStore, D: DeadLetterQueue>(
 pub async fn run(connected: super::Connected) -> Result<(), lambda_runtime::Error> {
     let pipeline = connected.pipeline;
     let dlq = Arc::new(connected.dlq);
+    let requeue = Arc::new(connected.requeue);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let pipeline = Arc::clone(&pipeline);
         let dlq = Arc::clone(&dlq);
+        let requeue = Arc::clone(&requeue);
         async move {
             let deadline = deadline_instant(event.context.deadline);
-            dispatch(&pipeline, dlq.as_ref().as_ref(), event.payload, deadline).await
+            dispatch(
+                &pipeline,
+                dlq.as_ref().as_ref(),
+                requeue.as_ref().as_ref(),
+                event.payload,
+                deadline,
+            )
+            .await
         }
     }))
     .await

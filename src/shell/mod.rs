@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::batch::Pipeline;
 use crate::config::PipelineConfig;
-use crate::report::SqsDeadLetters;
+use crate::report::{SqsDeadLetters, SqsRequeue};
 use crate::storage::S3Store;
 
 /// What the worker and the Lambda function share: the pipeline over S3, the SQS client, and
@@ -17,6 +17,8 @@ pub struct Connected {
     pub pipeline: Arc<Pipeline<S3Store>>,
     pub sqs: aws_sdk_sqs::Client,
     pub dlq: Option<SqsDeadLetters>,
+    /// The Lambda function's own queue (`QUEUE_URL`), for copies of messages that come back.
+    pub requeue: Option<SqsRequeue>,
 }
 
 /// Build the AWS clients from the standard environment (region, credentials, endpoints).
@@ -27,10 +29,15 @@ pub async fn connect(config: PipelineConfig) -> Connected {
         .dlq_url
         .clone()
         .map(|url| SqsDeadLetters::new(sqs.clone(), url));
+    let requeue = config
+        .queue_url
+        .clone()
+        .map(|url| SqsRequeue::new(sqs.clone(), url));
     Connected {
         pipeline: Pipeline::new(S3Store::new(&sdk), config.clone(), config.concurrency),
         sqs,
         dlq,
+        requeue,
     }
 }
 

@@ -5,7 +5,15 @@
 //! slow image is never delivered twice. On SIGTERM/SIGINT it stops receiving (a long poll
 //! already under way is let finish, so no message is stranded invisible in it), finishes what
 //! it holds, and exits.
+//!
+//! A message not finished within `MESSAGE_TIMEOUT_SECONDS` fails as `timeout` (retried, and
+//! dead-lettered with that reason on its last receive), so a hung render costs its upload,
+//! not a slot forever. A blocking libvips call cannot be stopped from Rust: its thread keeps
+//! the render's concurrency permit until it returns. When every permit is held by a render
+//! running past the limit, the worker exits with an error, for its supervisor (ECS, systemd)
+//! to start a fresh one; the messages in hand come back after their visibility timeout.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +24,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::batch::Pipeline;
-use crate::model::Message;
+use crate::model::{Failure, Message, ATTEMPTS_ATTRIBUTE};
 use crate::report::{settle, SqsDeadLetters};
 use crate::storage::ObjectStore;
 
@@ -24,6 +32,17 @@ use crate::storage::ObjectStore;
 pub enum WorkerError {
     #[error("cannot use queue {url}: {reason}")]
     Queue { url: String, reason: String },
+    #[error("{0} render(s) have run past MESSAGE_TIMEOUT_SECONDS and hold every concurrency slot: exiting so the worker is restarted (a running libvips call cannot be stopped)")]
+    Hung(usize),
+}
+
+/// Every concurrency slot is held by a render running past the message time limit.
+fn all_slots_hung<S: ObjectStore>(pipeline: &Pipeline<S>) -> Result<(), WorkerError> {
+    let hung = pipeline.hung_renders(pipeline.config.message_timeout);
+    if hung >= pipeline.config.concurrency {
+        return Err(WorkerError::Hung(hung));
+    }
+    Ok(())
 }
 
 /// Flips to true when SIGTERM or SIGINT arrives.
@@ -38,7 +57,9 @@ fn shutdown_signal() -> watch::Receiver<bool> {
 }
 
 pub async fn run(connected: super::Connected, queue_url: String) -> Result<(), WorkerError> {
-    let super::Connected { pipeline, sqs, dlq } = connected;
+    let super::Connected {
+        pipeline, sqs, dlq, ..
+    } = connected;
     // Fail at start on a wrong queue URL instead of polling it forever.
     let attributes = sqs
         .get_queue_attributes()
@@ -64,13 +85,16 @@ pub async fn run(connected: super::Connected, queue_url: String) -> Result<(), W
     let mut tasks = JoinSet::new();
     let mut stop = shutdown_signal();
     let mut backoff = Duration::from_millis(500);
+    let mut check = tokio::time::interval(Duration::from_secs(5));
     loop {
         // Reap finished tasks so the set does not grow.
         while tasks.try_join_next().is_some() {}
+        all_slots_hung(&pipeline)?;
         // Receive only when there is room for at least one more message.
         let first = tokio::select! {
             permit = Arc::clone(&slots).acquire_owned() => permit.expect("never closed"),
             _ = stop.changed() => break,
+            _ = check.tick() => continue,
         };
         let room = 1 + slots.available_permits().min(9) as i32;
         let receive = sqs
@@ -78,6 +102,7 @@ pub async fn run(connected: super::Connected, queue_url: String) -> Result<(), W
             .queue_url(&queue_url)
             .max_number_of_messages(room)
             .wait_time_seconds(20)
+            .message_attribute_names(ATTEMPTS_ATTRIBUTE)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .send();
         tokio::pin!(receive);
@@ -121,10 +146,17 @@ pub async fn run(connected: super::Connected, queue_url: String) -> Result<(), W
                 .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(1);
+            let attempts = m
+                .message_attributes
+                .as_ref()
+                .and_then(|a| a.get(ATTEMPTS_ATTRIBUTE)?.string_value()?.parse().ok())
+                .unwrap_or(0);
             let message = Message {
                 id,
                 body: m.body.unwrap_or_default(),
                 receive_count,
+                attempts,
+                solo: false,
             };
             let queue = Queue {
                 sqs: sqs.clone(),
@@ -200,7 +232,7 @@ async fn handle<S: ObjectStore>(
     let span = tracing::info_span!("message", id = %message.id);
     async move {
         let work = async {
-            let outcome = pipeline.process_message(message, None).await;
+            let outcome = within_limit(&pipeline, message).await;
             settle(vec![outcome], dlq.as_ref().as_ref()).await
         };
         // The heartbeat stops when the work ends: `select!` drops it.
@@ -225,4 +257,84 @@ async fn handle<S: ObjectStore>(
     }
     .instrument(span)
     .await
+}
+
+/// Process one message within `MESSAGE_TIMEOUT_SECONDS`; past it, the message fails as
+/// `timeout` (its record tasks are stopped; a render already running goes on, holding its
+/// slot, until libvips returns).
+async fn within_limit<S: ObjectStore>(
+    pipeline: &Arc<Pipeline<S>>,
+    message: Message,
+) -> crate::model::MessageOutcome {
+    let limit = pipeline.config.message_timeout;
+    let started = Arc::new(AtomicBool::new(false));
+    let work = pipeline.process_message(message.clone(), None, &started);
+    match tokio::time::timeout(limit, work).await {
+        Ok(outcome) => outcome,
+        Err(_) => {
+            warn!(
+                seconds = limit.as_secs(),
+                "message not finished within MESSAGE_TIMEOUT_SECONDS"
+            );
+            pipeline.retry_whole(
+                &message,
+                Failure::retryable(
+                    "timeout",
+                    format!(
+                        "not finished within {} s (MESSAGE_TIMEOUT_SECONDS): the image took too long to render, or storage did not answer",
+                        limit.as_secs()
+                    ),
+                ),
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Env, PipelineConfig};
+    use crate::storage::MemoryStore;
+    use std::time::Instant;
+
+    #[tokio::test]
+    async fn a_hung_render_costs_its_message_a_timeout_and_then_the_worker() {
+        let env = Env::from_pairs([
+            ("OUTPUT_BUCKET", "out"),
+            ("INPUT_BUCKETS", "in"),
+            ("MESSAGE_TIMEOUT_SECONDS", "1"),
+            ("THUMBS_CONCURRENCY", "1"),
+        ]);
+        let p = Pipeline::new(
+            MemoryStore::default(),
+            PipelineConfig::from_env(&env).unwrap(),
+            1,
+        );
+        let image = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/landscape.jpg"
+        ))
+        .unwrap();
+        p.store.insert("in", "uploads/a.jpg", image);
+        *p.slow_render.lock().unwrap() = Duration::from_millis(2500);
+        let body = r#"{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"in"},"object":{"key":"uploads/a.jpg"}}}]}"#;
+        let message = Message {
+            id: "m".into(),
+            body: body.into(),
+            receive_count: 3,
+            ..Default::default()
+        };
+        let started = Instant::now();
+        let outcome = within_limit(&p, message).await;
+        assert!(started.elapsed() < Duration::from_millis(2000));
+        // The last receive: dead-lettered with the reason, not left invisible for hours.
+        let letter = &outcome.dead_letters[0];
+        assert_eq!(letter.failure.kind, "timeout");
+        assert!(letter.failure.message.contains("MESSAGE_TIMEOUT_SECONDS"));
+        // The render still holds the only slot, past the limit: the worker gives up.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(matches!(all_slots_hung(&p), Err(WorkerError::Hung(1))));
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert!(all_slots_hung(&p).is_ok());
+    }
 }

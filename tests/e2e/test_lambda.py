@@ -176,3 +176,42 @@ def test_lambda_answers_s3_batch_operations(aws, endpoint, make_stack, thumbs_bi
     assert report.rendered == {key} and report.ok, report.problems()
     # Failures are reported to the job, not dead-lettered.
     assert not report.stray and queue_counts(sqs, res["dlq_url"]) == (0, 0)
+
+
+def test_lambda_tries_the_messages_of_a_crashed_invocation_alone(aws, endpoint, make_stack, thumbs_bin, runtime_api,
+                                                                 tmp_path):
+    """QUEUE_URL set (as the template does): a message whose invocation ended without an answer
+    (receive count 2) is sent back to the queue as a copy marked to be tried alone, untried and
+    acknowledged; a copy tried alone that comes back the same way is dead-lettered as `crashed`.
+    The copies and letters go through SendMessageBatch with message attributes, against moto."""
+    s3, sqs = aws
+    res = make_stack(visibility_timeout=60)
+    upload(s3, res, "uploads/lambda/crash.jpg", (FIXTURES / "landscape.jpg").read_bytes())
+    [notification] = _notifications(sqs, res, 1)
+    crashed = _sqs_record(res, notification["MessageId"], notification["Body"])
+    crashed["attributes"]["ApproximateReceiveCount"] = "2"
+    fn = _start_lambda(thumbs_bin, endpoint, res, runtime_api, tmp_path, "lambda-crash", QUEUE_URL=res["queue_url"])
+    try:
+        first = _invoke(runtime_api, {"Records": [crashed]})
+        copies = []
+        deadline = time.monotonic() + 20
+        while not copies and time.monotonic() < deadline:
+            copies = sqs.receive_message(QueueUrl=res["queue_url"], MaxNumberOfMessages=10, WaitTimeSeconds=1,
+                                         MessageAttributeNames=["All"]).get("Messages", [])
+        assert len(copies) == 1, copies
+        [copy] = copies
+        attributes = {k: v["StringValue"] for k, v in copy.get("MessageAttributes", {}).items()}
+        assert attributes == {"ThumbsAttempts": "0", "ThumbsSolo": "true"}
+        assert copy["Body"] == notification["Body"]
+        # The copy, tried alone, ended its invocation without an answer too.
+        again = _sqs_record(res, copy["MessageId"], copy["Body"])
+        again["attributes"]["ApproximateReceiveCount"] = "2"
+        again["messageAttributes"] = {k: {"stringValue": v, "dataType": "String"} for k, v in attributes.items()}
+        second = _invoke(runtime_api, {"Records": [again]})
+    finally:
+        fn.stop()
+        print(fn.log()[-3000:])
+    assert first == second == {"batchItemFailures": []}
+    report = account(s3, sqs, res)
+    assert not report.rendered
+    assert [d.kind for d in report.dead["uploads/lambda/crash.jpg"]] == ["crashed"]

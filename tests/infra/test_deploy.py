@@ -99,7 +99,7 @@ def test_deploy_then_destroy_on_moto(aws_env, zips):
     queue = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
     dlq = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["All"])["Attributes"]
     assert queue["VisibilityTimeout"] == "540"  # 6 x 90 s
-    assert json.loads(queue["RedrivePolicy"]) == {"deadLetterTargetArn": dlq["QueueArn"], "maxReceiveCount": 3}
+    assert json.loads(queue["RedrivePolicy"]) == {"deadLetterTargetArn": dlq["QueueArn"], "maxReceiveCount": 5}
     assert queue["MessageRetentionPeriod"] == "345600"
     assert dlq["MessageRetentionPeriod"] == "1209600"
     assert queue["SqsManagedSseEnabled"] == dlq["SqsManagedSseEnabled"] == "true"

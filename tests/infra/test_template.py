@@ -46,11 +46,34 @@ def test_visibility_timeout_is_at_least_six_function_timeouts(template, resource
     assert plain(resources["Function"]["Properties"]["Timeout"]) == {"Ref": "FunctionTimeout"}
 
 
-def test_queue_redrives_to_dlq_after_three_receives(resources):
+# src/batch/mod.rs: DEADLINE_MARGIN, the time kept after the cutoff for letters and the response.
+DEADLINE_MARGIN = 2
+# The least time a render started at the last moment still has before the cutoff.
+LEAST_RENDER_SECONDS = 3
+
+
+def test_time_reserve_leaves_time_at_every_allowed_function_timeout(template, resources):
+    timeout = template["Parameters"]["FunctionTimeout"]
+    table = template["Mappings"]["TimeReserve"]
+    assert sorted(table, key=int) == sorted(timeout["AllowedValues"], key=int)
+    env = plain(resources["Function"]["Properties"]["Environment"]["Variables"])
+    assert env["TIME_RESERVE_SECONDS"] == {
+        "Fn::FindInMap": ["TimeReserve", {"Ref": "FunctionTimeout"}, "Seconds"]
+    }
+    for seconds in timeout["AllowedValues"]:
+        reserve = int(table[seconds]["Seconds"])
+        # Work can start: the reserve is less than the whole timeout, by at least half of it
+        # (the binary caps it there too, so this is what it would do anyway).
+        assert reserve <= int(seconds) / 2, seconds
+        # A render started at the last moment has time before the cutoff.
+        assert reserve - DEADLINE_MARGIN >= LEAST_RENDER_SECONDS, seconds
+
+
+def test_queue_redrive_is_a_safety_net_above_the_attempts(resources):
     redrive = plain(resources["Queue"]["Properties"]["RedrivePolicy"])
     assert redrive == {
         "deadLetterTargetArn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]},
-        "maxReceiveCount": 3,
+        "maxReceiveCount": 5,
     }
 
 
@@ -104,9 +127,11 @@ def test_function_environment_is_what_the_binary_reads(resources):
     # Only the bucket that notifies the queue is trusted.
     [notified] = [n for n, r in resources.items() if "NotificationConfiguration" in r.get("Properties", {})]
     assert env["INPUT_BUCKETS"] == {"Ref": notified}
-    # The last receive, on which thumbs dead-letters with the reason, is the redrive's.
+    # thumbs counts attempts on the copies it sends back to its own queue, and dead-letters
+    # with the reason on the last; the redrive policy only catches what it could not answer.
     redrive = plain(resources["Queue"]["Properties"]["RedrivePolicy"])
-    assert int(env["MAX_RECEIVES"]) == int(redrive["maxReceiveCount"])
+    assert env["QUEUE_URL"] == {"Ref": "Queue"}
+    assert int(env["MAX_RECEIVES"]) < int(redrive["maxReceiveCount"])
     # Prefixes and settings come from parameters, so the notification, the role and the
     # function agree on them.
     for var, parameter in {"INPUT_PREFIX": "InputPrefix", "OUTPUT_PREFIX": "OutputPrefix",
@@ -231,7 +256,8 @@ def test_role_is_least_privilege(resources):
                                                ("sqs:DeleteMessage", {"Fn::GetAtt": ["Queue", "Arn"]})], key=str)
     for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"):
         assert granted[action] == {"Fn::GetAtt": ["Queue", "Arn"]}
-    assert granted["sqs:SendMessage"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    assert granted["sqs:SendMessage"] == [{"Fn::GetAtt": ["DeadLetterQueue", "Arn"]},
+                                          {"Fn::GetAtt": ["Queue", "Arn"]}]
     assert granted["logs:PutLogEvents"] == granted["logs:CreateLogStream"] == {"Fn::GetAtt": ["LogGroup", "Arn"]}
     # Listing (so a missing key is a 404, not a 403) only under each prefix.
     lists = sorted(plain(s["Condition"])["StringLike"]["s3:prefix"]["Fn::Sub"]
