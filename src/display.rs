@@ -80,7 +80,7 @@ pub fn to_hex(key: &str) -> String {
 
 /// The key of `--start-after-hex`.
 pub fn from_hex(hex: &str) -> Result<String, String> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return Err("an even number of hex digits expected".into());
     }
     let bytes = (0..hex.len())
