@@ -264,8 +264,9 @@ pub async fn write<S: ObjectStore>(
 }
 
 /// A newer upload that cannot be rendered at all (a permanent failure; `object.size` is the
-/// size fetched): its manifest says so and lists no rendition, and the previous upload's thumbnails go, so no page keeps showing
-/// a picture the key no longer holds.
+/// size fetched): when an older upload's manifest stands, it is replaced by one that says so
+/// and lists no rendition, and the older thumbnails go, so no page keeps showing a picture the
+/// key no longer holds. With nothing standing, nothing is written (the dead letter says why).
 pub async fn write_failure<S: ObjectStore>(
     store: &S,
     config: &PipelineConfig,
@@ -275,6 +276,9 @@ pub async fn write_failure<S: ObjectStore>(
     current: &Current,
     fingerprint: &str,
 ) -> Result<(), Failure> {
+    if current.manifest.is_none() {
+        return Ok(());
+    }
     let mut source = origin(object, fetched, current);
     source.bytes = object.size.unwrap_or_default();
     source.format = "unknown".into();
