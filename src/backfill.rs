@@ -19,6 +19,7 @@ use crate::config::PipelineConfig;
 use crate::display::{self, escaped};
 use crate::event_body;
 use crate::model::ObjectRef;
+use crate::outputs;
 use crate::progress::Progress;
 use crate::queue::{send_all, Outgoing, Queue, BATCH};
 use crate::storage::{Listed, ObjectLister, ObjectStore, StorageError};
@@ -93,8 +94,9 @@ impl AlreadyDone for NothingDone {
     }
 }
 
-/// `--only-missing`: an original is done when its manifest records the ETag it has now and
-/// the settings (presets, formats, quality, strategy) in force: the pipeline's own check.
+/// `--only-missing`: an original is done when the protocol says so (`outputs::is_done`): its
+/// manifest records the ETag it has now and the settings in force, every rendition it lists
+/// exists, and no failure it lists is a shortage a new try could fix.
 pub struct ManifestCurrent<S> {
     store: S,
     config: PipelineConfig,
@@ -114,13 +116,16 @@ impl<S> ManifestCurrent<S> {
 
 impl<S: ObjectStore> AlreadyDone for ManifestCurrent<S> {
     async fn is_done(&self, bucket: &str, object: &Listed) -> Result<bool, StorageError> {
-        let current = store::current(&self.store, &self.config, bucket, &object.key)
-            .await
-            .map_err(|f| StorageError::Transient(f.message))?;
-        // Unreadable (or an older layout): render again rather than trust it.
-        Ok(current
-            .manifest
-            .is_some_and(|m| store::is_current(&m, object.etag.as_deref(), &self.fingerprint)))
+        outputs::is_done(
+            &self.store,
+            &self.config,
+            bucket,
+            &object.key,
+            object.etag.as_deref(),
+            &self.fingerprint,
+        )
+        .await
+        .map_err(|f| StorageError::Transient(f.message))
     }
 }
 
@@ -532,7 +537,7 @@ mod tests {
 
     #[tokio::test]
     async fn only_missing_skips_originals_whose_manifest_is_current() {
-        let store = store(4);
+        let store = store(6);
         let config = PipelineConfig::from_env(&crate::config::Env::from_pairs([
             ("OUTPUT_BUCKET", "out"),
             ("INPUT_BUCKETS", "in"),
@@ -554,6 +559,34 @@ mod tests {
             "other",
         ); // presets changed
            // 0003 has no manifest at all.
+        let etag = MemoryStore::etag_of(&[1; 10]);
+        for (n, extra) in [
+            // A shortage left one rendition unmade: a new try can make it.
+            (
+                4,
+                serde_json::json!({"failures": [{"preset": "thumb", "format": "webp", "kind": "out_of_resources",
+                "reason": "out of memory", "retryable": true}]}),
+            ),
+            // A listed rendition was deleted since.
+            (
+                5,
+                serde_json::json!({"renditions": [{"preset": "thumb", "format": "webp", "content_type": "image/webp",
+                "width": 1, "height": 1, "bytes": 1, "key": "thumbnails/0005 x.jpg/thumb.0123456789abcdef.webp"}]}),
+            ),
+        ] {
+            let mut body = serde_json::json!({
+                "source": {"etag": etag, "bytes": 10, "format": "jpeg", "width": 1, "height": 1},
+                "settings": now, "placeholder": "", "renditions": [],
+            });
+            body.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            check.store.insert(
+                "out",
+                &format!("thumbnails/000{n} x.jpg/manifest.json"),
+                body.to_string().into_bytes(),
+            );
+        }
         let queue = Arc::new(MemoryQueue::default());
         let mut progress = Progress::new(false);
         let summary = run(
@@ -572,7 +605,9 @@ mod tests {
             [
                 "uploads/0001 x.jpg",
                 "uploads/0002 x.jpg",
-                "uploads/0003 x.jpg"
+                "uploads/0003 x.jpg",
+                "uploads/0004 x.jpg",
+                "uploads/0005 x.jpg"
             ]
         );
     }

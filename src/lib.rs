@@ -21,6 +21,7 @@ pub mod event_body;
 pub mod fetch;
 pub mod model;
 pub mod notification;
+pub mod outputs;
 pub mod progress;
 pub mod queue;
 pub mod render;

@@ -16,7 +16,9 @@ pub enum Record {
     /// An object was created: work to do. `raw` is the record as received, kept so a failure
     /// can be dead-lettered as a message that a redrive replays for just this object.
     Created { object: ObjectRef, raw: Value },
-    /// An object was deleted: its outputs go too when `SYNC_DELETES` is on.
+    /// An object was deleted (`ObjectRemoved:*`), or expired by a lifecycle rule
+    /// (`LifecycleExpiration:Delete`, `:DeleteMarkerCreated`): its outputs go too when
+    /// `SYNC_DELETES` is on, unless the key still holds what they describe.
     Removed { object: ObjectRef, raw: Value },
     /// Another S3 event type (restores, replication, tagging...): nothing to do.
     Ignored { event: String },
@@ -88,7 +90,6 @@ fn parse_value(value: &Value, allow_envelope: bool) -> Result<Notification, Malf
 const OTHER_S3_EVENTS: &[&str] = &[
     "ObjectRestore:",
     "Replication:",
-    "LifecycleExpiration:",
     "LifecycleTransition",
     "IntelligentTiering",
     "ObjectTagging:",
@@ -110,7 +111,8 @@ fn parse_record(raw: &Value) -> Record {
     // S3 names them "ObjectCreated:Put"; some emulators drop the "s3:" or keep it.
     let name = event.trim_start_matches("s3:");
     let created = name.starts_with("ObjectCreated:");
-    if !created && !name.starts_with("ObjectRemoved:") {
+    let removed = name.starts_with("ObjectRemoved:") || name.starts_with("LifecycleExpiration:");
+    if !created && !removed {
         return if OTHER_S3_EVENTS.iter().any(|p| name.starts_with(p)) {
             Record::Ignored {
                 event: event.to_string(),
@@ -266,6 +268,22 @@ mod tests {
             kinds,
             ["invalid", "invalid", "invalid", "invalid", "invalid", "ignored"]
         );
+    }
+
+    #[test]
+    fn lifecycle_expirations_are_deletions() {
+        for event in [
+            "LifecycleExpiration:Delete",
+            "LifecycleExpiration:DeleteMarkerCreated",
+        ] {
+            let body = format!(
+                r#"{{"Records":[{{"eventName":"{event}","s3":{{"bucket":{{"name":"b"}},"object":{{"key":"uploads/x.jpg"}}}}}}]}}"#
+            );
+            assert!(
+                matches!(records(&body)[..], [Record::Removed { .. }]),
+                "{event}"
+            );
+        }
     }
 
     #[test]

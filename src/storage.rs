@@ -115,11 +115,12 @@ pub trait ObjectStore: Send + Sync + 'static {
         max_bytes: u64,
     ) -> impl Future<Output = Result<Fetched, StorageError>> + Send;
 
-    /// Read a small object whole; `None` when there is none.
+    /// Read a small object whole; `None` when there is none, `TooLarge` over `max_bytes`.
     fn read(
         &self,
         bucket: &str,
         key: &str,
+        max_bytes: u64,
     ) -> impl Future<Output = Result<Option<Stored>, StorageError>> + Send;
 
     fn put(&self, object: PutObject) -> impl Future<Output = Result<(), StorageError>> + Send;
@@ -268,6 +269,29 @@ fn bare(etag: Option<&str>) -> Option<String> {
     etag.map(|e| e.trim_matches('"').to_string())
 }
 
+/// A response body read whole, refused as soon as it passes `max_bytes`.
+async fn read_bounded(
+    mut body: aws_sdk_s3::primitives::ByteStream,
+    announced: u64,
+    max_bytes: u64,
+) -> Result<Vec<u8>, StorageError> {
+    let mut bytes = Vec::with_capacity(announced.min(max_bytes) as usize);
+    while let Some(chunk) = body
+        .try_next()
+        .await
+        .map_err(|e| StorageError::Transient(format!("reading the body: {e}")))?
+    {
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() as u64 > max_bytes {
+            return Err(StorageError::TooLarge {
+                bytes: bytes.len() as u64,
+                max: max_bytes,
+            });
+        }
+    }
+    Ok(bytes)
+}
+
 impl ObjectStore for S3Store {
     async fn get(&self, object: &ObjectRef, max_bytes: u64) -> Result<Fetched, StorageError> {
         // The key's current object, and only if it is still the upload the event announced:
@@ -294,21 +318,7 @@ impl ObjectStore for S3Store {
         let etag = bare(response.e_tag());
         let version_id = response.version_id().map(str::to_string);
         // ...and while reading it, in case it is not.
-        let mut body = response.body;
-        let mut bytes = Vec::with_capacity(announced as usize);
-        while let Some(chunk) = body
-            .try_next()
-            .await
-            .map_err(|e| StorageError::Transient(format!("reading the body: {e}")))?
-        {
-            bytes.extend_from_slice(&chunk);
-            if bytes.len() as u64 > max_bytes {
-                return Err(StorageError::TooLarge {
-                    bytes: bytes.len() as u64,
-                    max: max_bytes,
-                });
-            }
-        }
+        let bytes = read_bounded(response.body, announced, max_bytes).await?;
         Ok(Fetched {
             bytes,
             etag,
@@ -316,7 +326,12 @@ impl ObjectStore for S3Store {
         })
     }
 
-    async fn read(&self, bucket: &str, key: &str) -> Result<Option<Stored>, StorageError> {
+    async fn read(
+        &self,
+        bucket: &str,
+        key: &str,
+        max_bytes: u64,
+    ) -> Result<Option<Stored>, StorageError> {
         let response = match self
             .client
             .get_object()
@@ -333,13 +348,15 @@ impl ObjectStore for S3Store {
                 }
             }
         };
+        let announced = response.content_length().unwrap_or(0).max(0) as u64;
+        if announced > max_bytes {
+            return Err(StorageError::TooLarge {
+                bytes: announced,
+                max: max_bytes,
+            });
+        }
         let etag = bare(response.e_tag());
-        let bytes = response
-            .body
-            .collect()
-            .await
-            .map_err(|e| StorageError::Transient(format!("reading the body: {e}")))?
-            .to_vec();
+        let bytes = read_bounded(response.body, announced, max_bytes).await?;
         Ok(Some(Stored { bytes, etag }))
     }
 
@@ -443,33 +460,153 @@ impl ObjectLister for S3Store {
     }
 }
 
-/// An in-memory store for tests: objects by (bucket, key), with optional injected failures.
-/// It enforces S3's limits on keys and metadata and honours preconditions, as S3 does.
+/// How the fake answers a conditional PUT (`If-Match`) on a key that holds no object. AWS's
+/// user guide ("How to prevent object overwrites with conditional writes",
+/// docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html) says 404 Not Found
+/// when there is no current version or it is a delete marker; the PutObject API reference
+/// names only 412 Precondition Failed for a failed `If-Match`; emulators differ (see
+/// tests/aws.rs). Callers must treat both as "the object changed".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MissingIfMatch {
+    #[default]
+    NotFound,
+    PreconditionFailed,
+}
+
+/// A storage call, as the fake's hooks and call log name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    Get,
+    Read,
+    Put,
+    Head,
+    Delete,
+    List,
+}
+
+/// What runs before a matching call: a concurrent user or worker acting in between.
+type Hook = Box<dyn FnOnce(&MemoryStore) + Send>;
+
+/// Which call a hook runs before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum At {
+    /// The next call of one of these kinds on this key.
+    Call(Vec<Call>, String),
+    /// The call with this index in `calls` (0-based), whatever it is.
+    Nth(usize),
+}
+
+/// One version of a key: an object, or a delete marker (`None`).
+#[derive(Debug, Clone)]
+struct Version {
+    id: String,
+    object: Option<PutObject>,
+}
+
+/// An in-memory store for tests, answering as S3 documents (cited where it matters):
+/// - ETags are a digest of the body, as for a single-part upload.
+/// - `If-None-Match: *` fails with 412 when the key's current version is an object, and
+///   succeeds over a delete marker ("applies only to the current version").
+/// - `If-Match` fails with 412 on another ETag and, on a key with no current object, as
+///   [`MissingIfMatch`] says; a 409 `ConditionalRequestConflict` can be injected with
+///   [`MemoryStore::fail_next`].
+/// - In a versioned bucket ([`MemoryStore::enable_versioning`]) a PUT adds a version, a
+///   DELETE without a version id adds a delete marker (GET/HEAD then answer 404), and
+///   [`MemoryStore::delete_version`] removes one version for good, making the previous one
+///   current again (S3's "Deleting object versions"). Unversioned, a DELETE removes the key.
+///
+/// Tests interleave other work with [`MemoryStore::before`] and count calls with `calls`.
 #[derive(Default)]
 pub struct MemoryStore {
-    objects: Mutex<BTreeMap<(String, String), PutObject>>,
+    objects: Mutex<BTreeMap<(String, String), Vec<Version>>>,
+    versioned: Mutex<std::collections::BTreeSet<String>>,
+    next_version: std::sync::atomic::AtomicU64,
     failures: Mutex<Vec<StorageError>>,
+    hooks: Mutex<Vec<(At, Hook)>>,
+    pub missing_if_match: Mutex<MissingIfMatch>,
     /// Every successful PUT, in order: what a test can count renders by.
     pub puts: Mutex<Vec<String>>,
+    /// Every call, in order, before it is answered.
+    pub calls: Mutex<Vec<(Call, String)>>,
     /// How long each GET takes.
     pub latency: Mutex<std::time::Duration>,
 }
 
 impl MemoryStore {
-    /// Store an original as an upload would.
-    pub fn insert(&self, bucket: &str, key: &str, body: Vec<u8>) {
-        self.objects.lock().unwrap().insert(
-            (bucket.into(), key.into()),
-            PutObject {
-                bucket: bucket.into(),
-                key: key.into(),
-                body,
-                content_type: "application/octet-stream".into(),
-                cache_control: String::new(),
-                metadata: BTreeMap::new(),
-                precondition: Precondition::None,
-            },
-        );
+    /// Store an original as an upload would; returns its version id ("null" unversioned).
+    pub fn insert(&self, bucket: &str, key: &str, body: Vec<u8>) -> String {
+        self.store(PutObject {
+            bucket: bucket.into(),
+            key: key.into(),
+            body,
+            content_type: "application/octet-stream".into(),
+            cache_control: String::new(),
+            metadata: BTreeMap::new(),
+            precondition: Precondition::None,
+        })
+    }
+
+    /// Keep every version of `bucket`'s objects from now on.
+    pub fn enable_versioning(&self, bucket: &str) {
+        self.versioned.lock().unwrap().insert(bucket.into());
+    }
+
+    fn is_versioned(&self, bucket: &str) -> bool {
+        self.versioned.lock().unwrap().contains(bucket)
+    }
+
+    fn new_version(&self, bucket: &str) -> String {
+        if self.is_versioned(bucket) {
+            let n = self
+                .next_version
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            format!("v{}", n + 1)
+        } else {
+            "null".into()
+        }
+    }
+
+    fn store(&self, object: PutObject) -> String {
+        let id = self.new_version(&object.bucket);
+        let versioned = id != "null";
+        let mut objects = self.objects.lock().unwrap();
+        let versions = objects
+            .entry((object.bucket.clone(), object.key.clone()))
+            .or_default();
+        if !versioned {
+            versions.retain(|v| v.id != "null");
+        }
+        versions.push(Version {
+            id: id.clone(),
+            object: Some(object),
+        });
+        id
+    }
+
+    /// Delete one version for good (DeleteObject with a versionId): the previous version,
+    /// if any, becomes current again, and S3 sends no ObjectCreated event for it.
+    pub fn delete_version(&self, bucket: &str, key: &str, version_id: &str) {
+        let mut objects = self.objects.lock().unwrap();
+        let slot = (bucket.to_string(), key.to_string());
+        if let Some(versions) = objects.get_mut(&slot) {
+            versions.retain(|v| v.id != version_id);
+            if versions.is_empty() {
+                objects.remove(&slot);
+            }
+        }
+    }
+
+    /// The version ids of a key, oldest first, with `true` for delete markers.
+    pub fn versions(&self, bucket: &str, key: &str) -> Vec<(String, bool)> {
+        let objects = self.objects.lock().unwrap();
+        objects
+            .get(&(bucket.into(), key.into()))
+            .map(|vs| {
+                vs.iter()
+                    .map(|v| (v.id.clone(), v.object.is_none()))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The next calls fail with these errors, in order.
@@ -477,18 +614,34 @@ impl MemoryStore {
         self.failures.lock().unwrap().extend(errors);
     }
 
-    pub fn object(&self, bucket: &str, key: &str) -> Option<PutObject> {
-        let objects = self.objects.lock().unwrap();
-        objects.get(&(bucket.into(), key.into())).cloned()
+    /// Run `hook` just before the call `at` names (before injected failures are consulted,
+    /// so a hook may inject one for that very call).
+    pub fn before(&self, at: At, hook: impl FnOnce(&MemoryStore) + Send + 'static) {
+        self.hooks.lock().unwrap().push((at, Box::new(hook)));
     }
 
-    /// Keys stored in `bucket`, sorted.
+    /// Drop the hooks that have not run.
+    pub fn hooks_clear(&self) {
+        self.hooks.lock().unwrap().clear();
+    }
+
+    /// The key's current object; `None` when there is none or the current version is a
+    /// delete marker.
+    pub fn object(&self, bucket: &str, key: &str) -> Option<PutObject> {
+        let objects = self.objects.lock().unwrap();
+        objects
+            .get(&(bucket.into(), key.into()))
+            .and_then(|vs| vs.last())
+            .and_then(|v| v.object.clone())
+    }
+
+    /// Keys whose current version is an object in `bucket`, sorted.
     pub fn keys(&self, bucket: &str) -> Vec<String> {
         let objects = self.objects.lock().unwrap();
         objects
-            .keys()
-            .filter(|(b, _)| b == bucket)
-            .map(|(_, k)| k.clone())
+            .iter()
+            .filter(|((b, _), vs)| b == bucket && vs.last().is_some_and(|v| v.object.is_some()))
+            .map(|((_, k), _)| k.clone())
             .collect()
     }
 
@@ -497,7 +650,24 @@ impl MemoryStore {
         crate::digest::hex(body)
     }
 
-    fn injected(&self) -> Result<(), StorageError> {
+    /// Log the call, run its hook, then take an injected failure if one is queued.
+    fn enter(&self, call: Call, key: &str) -> Result<(), StorageError> {
+        let index = {
+            let mut calls = self.calls.lock().unwrap();
+            calls.push((call, key.to_string()));
+            calls.len() - 1
+        };
+        let hook = {
+            let mut hooks = self.hooks.lock().unwrap();
+            let found = hooks.iter().position(|(at, _)| match at {
+                At::Call(calls, k) => calls.contains(&call) && k == key,
+                At::Nth(n) => *n == index,
+            });
+            found.map(|i| hooks.remove(i).1)
+        };
+        if let Some(hook) = hook {
+            hook(self);
+        }
         let mut failures = self.failures.lock().unwrap();
         if failures.is_empty() {
             Ok(())
@@ -517,17 +687,20 @@ impl ObjectLister for MemoryStore {
         continuation: Option<&str>,
         max_keys: i32,
     ) -> Result<ListPage, StorageError> {
-        self.injected()?;
+        self.enter(Call::List, prefix)?;
         let after = continuation.or(start_after).unwrap_or("");
-        let objects = self.objects.lock().unwrap();
-        let mut page: Vec<Listed> = objects
-            .iter()
-            .filter(|((b, k), _)| b == bucket && k.starts_with(prefix) && k.as_str() > after)
+        let mut page: Vec<Listed> = self
+            .keys(bucket)
+            .into_iter()
+            .filter(|k| k.starts_with(prefix) && k.as_str() > after)
             .take(max_keys.max(1) as usize + 1)
-            .map(|((_, k), o)| Listed {
-                key: k.clone(),
-                size: o.body.len() as u64,
-                etag: Some(Self::etag_of(&o.body)),
+            .filter_map(|k| {
+                let o = self.object(bucket, &k)?;
+                Some(Listed {
+                    key: k,
+                    size: o.body.len() as u64,
+                    etag: Some(Self::etag_of(&o.body)),
+                })
             })
             .collect();
         let next = if page.len() > max_keys.max(1) as usize {
@@ -546,11 +719,23 @@ impl ObjectLister for MemoryStore {
 impl ObjectStore for MemoryStore {
     async fn get(&self, object: &ObjectRef, max_bytes: u64) -> Result<Fetched, StorageError> {
         let latency = *self.latency.lock().unwrap();
-        tokio::time::sleep(latency).await;
-        self.injected()?;
-        let stored = self
-            .object(&object.bucket, &object.key)
-            .ok_or(StorageError::NotFound)?;
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        self.enter(Call::Get, &object.key)?;
+        let current = {
+            let objects = self.objects.lock().unwrap();
+            objects
+                .get(&(object.bucket.clone(), object.key.clone()))
+                .and_then(|vs| vs.last().cloned())
+        };
+        let Some(Version {
+            id,
+            object: Some(stored),
+        }) = current
+        else {
+            return Err(StorageError::NotFound);
+        };
         let etag = Self::etag_of(&stored.body);
         if object.etag.as_ref().is_some_and(|e| *e != etag) {
             return Err(StorageError::Changed("PreconditionFailed".into()));
@@ -565,20 +750,34 @@ impl ObjectStore for MemoryStore {
         Ok(Fetched {
             bytes: stored.body,
             etag: Some(etag),
-            version_id: None,
+            version_id: (id != "null").then_some(id),
         })
     }
 
-    async fn read(&self, bucket: &str, key: &str) -> Result<Option<Stored>, StorageError> {
-        self.injected()?;
-        Ok(self.object(bucket, key).map(|o| Stored {
+    async fn read(
+        &self,
+        bucket: &str,
+        key: &str,
+        max_bytes: u64,
+    ) -> Result<Option<Stored>, StorageError> {
+        self.enter(Call::Read, key)?;
+        let Some(o) = self.object(bucket, key) else {
+            return Ok(None);
+        };
+        if o.body.len() as u64 > max_bytes {
+            return Err(StorageError::TooLarge {
+                bytes: o.body.len() as u64,
+                max: max_bytes,
+            });
+        }
+        Ok(Some(Stored {
             etag: Some(Self::etag_of(&o.body)),
             bytes: o.body,
         }))
     }
 
     async fn put(&self, object: PutObject) -> Result<(), StorageError> {
-        self.injected()?;
+        self.enter(Call::Put, &object.key)?;
         if object.key.len() > MAX_KEY_BYTES {
             return Err(StorageError::Other("KeyTooLongError".into()));
         }
@@ -586,34 +785,62 @@ impl ObjectStore for MemoryStore {
         if metadata > MAX_METADATA_BYTES {
             return Err(StorageError::Other("MetadataTooLarge".into()));
         }
-        let mut objects = self.objects.lock().unwrap();
-        let slot = (object.bucket.clone(), object.key.clone());
-        let current = objects.get(&slot).map(|o| Self::etag_of(&o.body));
-        let holds = match &object.precondition {
-            Precondition::None => true,
-            Precondition::Absent => current.is_none(),
-            Precondition::Unchanged(etag) => current.as_ref() == Some(etag),
-        };
-        if !holds {
-            return Err(StorageError::Changed("PreconditionFailed".into()));
+        let current = self
+            .object(&object.bucket, &object.key)
+            .map(|o| Self::etag_of(&o.body));
+        match (&object.precondition, &current) {
+            (Precondition::None, _) => {}
+            (Precondition::Absent, None) => {}
+            (Precondition::Absent, Some(_)) => {
+                return Err(StorageError::Changed("PreconditionFailed".into()))
+            }
+            (Precondition::Unchanged(_), None) => {
+                return Err(match *self.missing_if_match.lock().unwrap() {
+                    MissingIfMatch::NotFound => StorageError::NotFound,
+                    MissingIfMatch::PreconditionFailed => {
+                        StorageError::Changed("PreconditionFailed".into())
+                    }
+                })
+            }
+            (Precondition::Unchanged(etag), Some(now)) if etag != now => {
+                return Err(StorageError::Changed("PreconditionFailed".into()))
+            }
+            (Precondition::Unchanged(_), Some(_)) => {}
         }
         self.puts.lock().unwrap().push(object.key.clone());
-        objects.insert(slot, object);
+        self.store(object);
         Ok(())
     }
 
     async fn head(&self, bucket: &str, key: &str) -> Result<Option<String>, StorageError> {
-        self.injected()?;
+        self.enter(Call::Head, key)?;
         Ok(self.object(bucket, key).map(|o| Self::etag_of(&o.body)))
     }
 
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
-        self.injected()?;
-        self.objects
-            .lock()
-            .unwrap()
-            .remove(&(bucket.to_string(), key.to_string()));
+        self.enter(Call::Delete, key)?;
+        self.remove(bucket, key);
         Ok(())
+    }
+}
+
+impl MemoryStore {
+    /// DeleteObject without a version id, at once: a delete marker in a versioned bucket,
+    /// the key gone in an unversioned one.
+    pub fn remove(&self, bucket: &str, key: &str) {
+        if self.is_versioned(bucket) {
+            let id = self.new_version(bucket);
+            let mut objects = self.objects.lock().unwrap();
+            objects
+                .entry((bucket.to_string(), key.to_string()))
+                .or_default()
+                .push(Version { id, object: None });
+        } else {
+            self.objects
+                .lock()
+                .unwrap()
+                .remove(&(bucket.to_string(), key.to_string()));
+        }
     }
 }
 

@@ -1,20 +1,16 @@
-//! Store renditions and the manifest. Renditions are named by a digest of their source and
-//! settings, so they never change once written and can be cached for a year; `manifest.json`
-//! keeps its name, is revalidated by caches, and is written last, only over the manifest this
-//! delivery read (or none): an older upload's job never replaces a newer one's.
+//! Where outputs go and how renditions are written. Renditions are named by a digest of their
+//! source and settings, so they never change once written and can be cached for a year;
+//! `manifest.json` keeps its name and is revalidated by caches. When a manifest is written,
+//! replaced or removed is the protocol's business (`crate::outputs`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
-use tracing::warn;
 
 use crate::config::{OutputLayout, PipelineConfig};
-use crate::model::{
-    sequencer_is_newer, Failure, Manifest, ManifestSource, ObjectRef, RenderSettings, Rendered,
-    Rendition,
-};
+use crate::model::{Failure, ObjectRef, RenderSettings, Rendered};
 use crate::storage::{
-    Fetched, ObjectStore, Precondition, PutObject, StorageError, MAX_KEY_BYTES, MAX_METADATA_BYTES,
+    Fetched, ObjectStore, Precondition, PutObject, MAX_KEY_BYTES, MAX_METADATA_BYTES,
 };
 
 /// Metadata travels as HTTP headers: keep values ASCII by percent-encoding the rest.
@@ -49,12 +45,25 @@ pub fn manifest_key(config: &PipelineConfig, bucket: &str, key: &str) -> String 
 }
 
 /// A rendition's name: `<preset>.<digest of source ETag and settings>.<ext>`.
-fn rendition_key(folder: &str, rendition: &Rendition, tag: &str) -> String {
-    format!(
-        "{folder}{}.{tag}.{}",
-        rendition.preset,
-        rendition.format.extension()
-    )
+fn rendition_key(folder: &str, preset: &str, extension: &str, tag: &str) -> String {
+    format!("{folder}{preset}.{tag}.{extension}")
+}
+
+/// Every rendition name the settings make for one upload (by its content tag).
+pub fn rendition_keys(config: &PipelineConfig, object: &ObjectRef, tag: &str) -> Vec<String> {
+    let folder = output_folder(config, &object.bucket, &object.key);
+    let render = &config.render;
+    render
+        .presets
+        .iter()
+        .flat_map(|p| {
+            render
+                .formats
+                .iter()
+                .map(|f| rendition_key(&folder, &p.name, f.extension(), tag))
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// The digest in rendition names: a new upload or new settings give new names.
@@ -95,52 +104,6 @@ pub fn check_key_length(config: &PipelineConfig, object: &ObjectRef) -> Result<(
     Ok(())
 }
 
-/// The manifest now stored for an original, with its ETag for a conditional write.
-#[derive(Debug, Clone, Default)]
-pub struct Current {
-    pub manifest: Option<Manifest>,
-    /// `None`: there is no manifest yet.
-    pub etag: Option<String>,
-}
-
-/// Read the stored manifest of the original at `bucket`/`key`. One that does not parse is
-/// treated as replaceable.
-pub async fn current<S: ObjectStore>(
-    store: &S,
-    config: &PipelineConfig,
-    bucket: &str,
-    key: &str,
-) -> Result<Current, Failure> {
-    let key = manifest_key(config, bucket, key);
-    Ok(match store.read(&config.output_bucket, &key).await? {
-        None => Current::default(),
-        Some(stored) => Current {
-            manifest: serde_json::from_slice(&stored.bytes).ok(),
-            etag: Some(stored.etag.unwrap_or_default()),
-        },
-    })
-}
-
-/// Why a delivery has nothing to write, judged from the stored manifest.
-pub fn nothing_to_do(
-    manifest: &Manifest,
-    object: &ObjectRef,
-    etag: Option<&str>,
-    fingerprint: &str,
-) -> Option<&'static str> {
-    if let (Some(stored), Some(ours)) = (&manifest.source.sequencer, &object.sequencer) {
-        if sequencer_is_newer(stored, ours) {
-            return Some("superseded");
-        }
-    }
-    is_current(manifest, etag, fingerprint).then_some("unchanged")
-}
-
-/// The manifest describes this source (by ETag) rendered with these settings.
-pub fn is_current(manifest: &Manifest, etag: Option<&str>, fingerprint: &str) -> bool {
-    etag.is_some() && manifest.source.etag.as_deref() == etag && manifest.settings == fingerprint
-}
-
 /// `source-key` and friends as S3 user metadata, leaving out `source-key` when it would not
 /// fit S3's 2 KB (the manifest names the source anyway).
 fn metadata(object: &ObjectRef, fetched: &Fetched) -> BTreeMap<String, String> {
@@ -159,20 +122,16 @@ fn metadata(object: &ObjectRef, fetched: &Fetched) -> BTreeMap<String, String> {
     metadata
 }
 
-/// Write every rendition, then the manifest over `current` (and only over it), then remove the
-/// renditions of the manifest replaced. Returns the manifest written, or `None` when the
-/// original was overwritten meanwhile: then nothing is left behind, and the newer upload's
-/// event renders it. (Without that check an older job still rendering could replace the
-/// manifest after a newer delivery found it current and skipped.)
-pub async fn store<S: ObjectStore>(
+/// Write every rendition of `rendered`; returns each one's key by file name (`thumb.webp`).
+/// The tag in the names comes from the source's ETag (or, when S3 gave none, the bytes made).
+pub async fn put_renditions<S: ObjectStore>(
     store: &S,
     config: &PipelineConfig,
     object: &ObjectRef,
     fetched: &Fetched,
     rendered: &Rendered,
-    current: &Current,
     fingerprint: &str,
-) -> Result<Option<Manifest>, Failure> {
+) -> Result<HashMap<String, String>, Failure> {
     let folder = output_folder(config, &object.bucket, &object.key);
     let etag = fetched.etag.clone().unwrap_or_else(|| {
         rendered
@@ -183,124 +142,28 @@ pub async fn store<S: ObjectStore>(
     });
     let tag = content_tag(&etag, fingerprint);
     let metadata = metadata(object, fetched);
-    let put = |key: String, body: Vec<u8>, content_type: &str, cache_control: &str| PutObject {
-        bucket: config.output_bucket.clone(),
-        key,
-        body,
-        content_type: content_type.to_string(),
-        cache_control: cache_control.to_string(),
-        metadata: metadata.clone(),
-        precondition: Precondition::None,
-    };
+    let mut keys = HashMap::new();
     for rendition in &rendered.renditions {
+        let key = rendition_key(
+            &folder,
+            &rendition.preset,
+            rendition.format.extension(),
+            &tag,
+        );
         store
-            .put(put(
-                rendition_key(&folder, rendition, &tag),
-                rendition.bytes.clone(),
-                rendition.format.content_type(),
-                &config.cache_control,
-            ))
+            .put(PutObject {
+                bucket: config.output_bucket.clone(),
+                key: key.clone(),
+                body: rendition.bytes.clone(),
+                content_type: rendition.format.content_type().to_string(),
+                cache_control: config.cache_control.clone(),
+                metadata: metadata.clone(),
+                precondition: Precondition::None,
+            })
             .await?;
+        keys.insert(rendition.file_name(), key);
     }
-    let origin = ManifestSource {
-        bucket: Some(object.bucket.clone()),
-        key: Some(object.key.clone()),
-        etag: fetched.etag.clone(),
-        version_id: fetched.version_id.clone(),
-        sequencer: object.sequencer.clone(),
-        ..Default::default()
-    };
-    let mut manifest = Manifest::new(rendered, origin, |r| rendition_key(&folder, r, &tag));
-    manifest.settings = fingerprint.to_string();
-    if fetched.etag.is_some() && store.head(&object.bucket, &object.key).await? != fetched.etag {
-        for rendition in &manifest.renditions {
-            if let Err(e) = store.delete(&config.output_bucket, &rendition.key).await {
-                warn!(key = %crate::telemetry::printable(&rendition.key), error = %e, "could not delete an unused rendition");
-            }
-        }
-        return Ok(None);
-    }
-    let mut write = put(
-        format!("{folder}{MANIFEST}"),
-        manifest.to_json(),
-        "application/json",
-        &config.manifest_cache_control,
-    );
-    write.precondition = match &current.etag {
-        None => Precondition::Absent,
-        Some(etag) => Precondition::Unchanged(etag.clone()),
-    };
-    match store.put(write).await {
-        Ok(()) => {}
-        // Another delivery wrote the manifest since we read it: decide again on the next try.
-        Err(StorageError::Changed(why)) => {
-            return Err(Failure::retryable(
-                "manifest_conflict",
-                format!("another delivery wrote this original's manifest meanwhile ({why})"),
-            ))
-        }
-        Err(e) => return Err(e.into()),
-    }
-    remove_replaced(store, config, &folder, current, &manifest).await;
-    Ok(Some(manifest))
-}
-
-/// Delete what the replaced manifest listed and the new one does not. A failure only leaves
-/// an unreferenced object behind, so it is logged, not retried.
-async fn remove_replaced<S: ObjectStore>(
-    store: &S,
-    config: &PipelineConfig,
-    folder: &str,
-    current: &Current,
-    manifest: &Manifest,
-) {
-    let Some(old) = &current.manifest else { return };
-    for rendition in &old.renditions {
-        let kept = manifest.renditions.iter().any(|r| r.key == rendition.key);
-        // Only our own folder: a manifest's contents are data, not instructions.
-        if kept || !rendition.key.starts_with(folder) {
-            continue;
-        }
-        if let Err(e) = store.delete(&config.output_bucket, &rendition.key).await {
-            warn!(key = %crate::telemetry::printable(&rendition.key), error = %e, "could not delete a replaced rendition");
-        }
-    }
-}
-
-/// Delete an original's renditions and manifest, unless they describe a newer upload than the
-/// deletion (S3 events for one key can arrive out of order): by S3's sequencers when both are
-/// known and differ, else by whether the key holds an object again. Returns whether there was
-/// anything to delete.
-pub async fn remove<S: ObjectStore>(
-    store: &S,
-    config: &PipelineConfig,
-    object: &ObjectRef,
-) -> Result<bool, Failure> {
-    let current = current(store, config, &object.bucket, &object.key).await?;
-    let Some(manifest) = &current.manifest else {
-        return Ok(false);
-    };
-    let newer_upload = match (&manifest.source.sequencer, &object.sequencer) {
-        (Some(stored), Some(ours)) if stored != ours => sequencer_is_newer(stored, ours),
-        // Emulators send one sequencer for every event: ask S3 what the key holds now.
-        _ => store.head(&object.bucket, &object.key).await?.is_some(),
-    };
-    if newer_upload {
-        return Ok(false);
-    }
-    let folder = output_folder(config, &object.bucket, &object.key);
-    // The manifest first: without it the renditions are unreferenced, never half-described.
-    store
-        .delete(&config.output_bucket, &format!("{folder}{MANIFEST}"))
-        .await?;
-    for rendition in manifest
-        .renditions
-        .iter()
-        .filter(|r| r.key.starts_with(&folder))
-    {
-        store.delete(&config.output_bucket, &rendition.key).await?;
-    }
-    Ok(true)
+    Ok(keys)
 }
 
 #[cfg(test)]
@@ -383,30 +246,5 @@ mod tests {
         assert_eq!(md["source-etag"], "e");
         let short = metadata(&object("uploads/café.jpg"), &fetched);
         assert_eq!(short["source-key"], "uploads/caf%C3%A9.jpg");
-    }
-
-    #[test]
-    fn a_newer_manifest_or_the_same_source_means_nothing_to_do() {
-        let mut manifest: Manifest = serde_json::from_str(
-            r#"{"source":{"etag":"e1","sequencer":"0055AED6DCD90281E6","bytes":1,"format":"jpeg","width":1,"height":1},
-                "settings":"s","placeholder":"","renditions":[]}"#,
-        )
-        .unwrap();
-        let mut older = object("uploads/a.jpg");
-        older.sequencer = Some("0055AED6DCD90281E5".into());
-        assert_eq!(
-            nothing_to_do(&manifest, &older, Some("e0"), "s"),
-            Some("superseded")
-        );
-        let mut newer = older.clone();
-        newer.sequencer = Some("0055AED6DCD90281E7".into());
-        assert_eq!(nothing_to_do(&manifest, &newer, Some("e2"), "s"), None);
-        assert_eq!(
-            nothing_to_do(&manifest, &newer, Some("e1"), "s"),
-            Some("unchanged")
-        );
-        assert_eq!(nothing_to_do(&manifest, &newer, Some("e1"), "t"), None);
-        manifest.source.sequencer = None;
-        assert_eq!(nothing_to_do(&manifest, &older, Some("e0"), "s"), None);
     }
 }

@@ -394,3 +394,180 @@ async fn copies_keep_their_attempts_and_received_messages_their_sent_time() {
         m.sent_ms
     );
 }
+
+/// How the emulator answers the S3 semantics the manifest protocol relies on, each beside
+/// what AWS documents and what the fake (`MemoryStore`) answers. Printed as a table (run with
+/// `--nocapture`); asserted where the protocol needs one answer, recorded where AWS's
+/// documents disagree (404 or 412 to `If-Match` on a missing key: both must mean "changed").
+/// Sources: docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html,
+/// .../API/API_PutObject.html (If-Match, If-None-Match: 412, 409 ConditionalRequestConflict),
+/// .../userguide/DeletingObjectVersions.html, .../userguide/DeleteMarker.html.
+#[tokio::test]
+async fn s3_conditional_writes_and_versions_answer_as_aws_documents() {
+    use thumbs::storage::{MemoryStore, MissingIfMatch, Precondition, PutObject};
+    let local = local().await;
+    let s3 = S3Store::new(&local.sdk);
+    let fake = MemoryStore::default();
+    let bucket = local.output.clone();
+    let put = |key: &str, body: &[u8], precondition: Precondition| PutObject {
+        bucket: bucket.clone(),
+        key: key.into(),
+        body: body.to_vec(),
+        content_type: "application/json".into(),
+        cache_control: String::new(),
+        metadata: Default::default(),
+        precondition,
+    };
+    let mut rows = Vec::new();
+    let mut record = |what: &str, documented: &str, emulator: String, fake: String| {
+        rows.push(format!("| {what} | {documented} | {emulator} | {fake} |"));
+        (emulator, fake)
+    };
+    let answer = |r: Result<(), StorageError>| match r {
+        Ok(()) => "200".to_string(),
+        Err(StorageError::Changed(why)) => format!("changed ({why})"),
+        Err(StorageError::NotFound) => "404".to_string(),
+        Err(e) => format!("{e}"),
+    };
+    // If-None-Match: * over an object.
+    s3.put(put("a", b"1", Precondition::None)).await.unwrap();
+    fake.put(put("a", b"1", Precondition::None)).await.unwrap();
+    let (e, f) = record(
+        "If-None-Match: * over an object",
+        "412 PreconditionFailed",
+        answer(s3.put(put("a", b"2", Precondition::Absent)).await),
+        answer(fake.put(put("a", b"2", Precondition::Absent)).await),
+    );
+    assert!(
+        e.starts_with("changed") && f.starts_with("changed"),
+        "{e} / {f}"
+    );
+    let (e, f) = record(
+        "If-Match with another ETag",
+        "412 PreconditionFailed",
+        answer(
+            s3.put(put("a", b"2", Precondition::Unchanged("0123".into())))
+                .await,
+        ),
+        answer(
+            fake.put(put("a", b"2", Precondition::Unchanged("0123".into())))
+                .await,
+        ),
+    );
+    assert!(
+        e.starts_with("changed") && f.starts_with("changed"),
+        "{e} / {f}"
+    );
+    *fake.missing_if_match.lock().unwrap() = MissingIfMatch::NotFound;
+    let (e, f) = record(
+        "If-Match on a key with no object",
+        "404 (user guide); the API reference names only 412",
+        answer(
+            s3.put(put("none", b"1", Precondition::Unchanged("0123".into())))
+                .await,
+        ),
+        answer(
+            fake.put(put("none", b"1", Precondition::Unchanged("0123".into())))
+                .await,
+        ),
+    );
+    assert!(e == "404" || e.starts_with("changed"), "{e}");
+    assert_eq!(f, "404");
+    // Versions and delete markers, on a versioned bucket.
+    local
+        .s3
+        .put_bucket_versioning()
+        .bucket(&bucket)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    fake.enable_versioning(&bucket);
+    let v1 = local
+        .s3
+        .put_object()
+        .bucket(&bucket)
+        .key("v")
+        .body(b"one".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let v2 = local
+        .s3
+        .put_object()
+        .bucket(&bucket)
+        .key("v")
+        .body(b"two".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let (fv1, fv2) = (
+        fake.insert(&bucket, "v", b"one".to_vec()),
+        fake.insert(&bucket, "v", b"two".to_vec()),
+    );
+    assert_ne!(v1.version_id(), v2.version_id());
+    assert_ne!(fv1, fv2);
+    s3.delete(&bucket, "v").await.unwrap();
+    fake.delete(&bucket, "v").await.unwrap();
+    let (e, f) = record(
+        "HEAD after a delete marker",
+        "404",
+        format!("{:?}", s3.head(&bucket, "v").await.unwrap()),
+        format!("{:?}", fake.head(&bucket, "v").await.unwrap()),
+    );
+    assert_eq!((e.as_str(), f.as_str()), ("None", "None"));
+    let (e, f) = record(
+        "If-None-Match: * over a delete marker",
+        "200 (the condition applies to the current version only)",
+        answer(s3.put(put("v", b"three", Precondition::Absent)).await),
+        answer(fake.put(put("v", b"three", Precondition::Absent)).await),
+    );
+    assert_eq!(f, "200");
+    let agrees_marker = e == "200";
+    // Deleting the current version for good: the previous one is current again.
+    let listed = local
+        .s3
+        .list_object_versions()
+        .bucket(&bucket)
+        .prefix("v")
+        .send()
+        .await
+        .unwrap();
+    let newest = listed
+        .versions()
+        .iter()
+        .find(|v| v.is_latest() == Some(true))
+        .and_then(|v| v.version_id().map(str::to_string));
+    if let Some(newest) = newest {
+        local
+            .s3
+            .delete_object()
+            .bucket(&bucket)
+            .key("v")
+            .version_id(newest)
+            .send()
+            .await
+            .unwrap();
+    }
+    let fake_newest = fake.versions(&bucket, "v").last().unwrap().0.clone();
+    fake.delete_version(&bucket, "v", &fake_newest);
+    let (e, f) = record(
+        "HEAD after deleting the current version (v3 over a marker over v2)",
+        "404: the delete marker is current again",
+        format!("{:?}", s3.head(&bucket, "v").await.unwrap()),
+        format!("{:?}", fake.head(&bucket, "v").await.unwrap()),
+    );
+    assert_eq!(f, "None");
+    println!("| answer to | AWS documents | emulator | fake |\n| --- | --- | --- | --- |");
+    for row in &rows {
+        println!("{row}");
+    }
+    assert!(
+        agrees_marker && e == "None",
+        "the emulator differs from AWS's documents: {rows:#?}"
+    );
+}

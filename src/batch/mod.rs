@@ -655,7 +655,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn deletions_remove_outputs_unless_a_newer_upload_made_them() {
+    async fn deletions_remove_outputs_only_once_the_key_holds_nothing() {
         let p = pipeline_with(&[("SYNC_DELETES", "true")]);
         p.store
             .insert("in", "uploads/a.jpg", fixture("landscape.jpg"));
@@ -672,17 +672,22 @@ mod tests {
         };
         p.process_batch(vec![at("ObjectCreated:Put", "0055AED6DCD90281E7")], None)
             .await;
-        // A delete that happened before this upload arrives late: the outputs stay (the key
-        // still holds the upload, but the sequencers decide).
+        // A delete that happened before this upload arrives late: the outputs stay.
         p.process_batch(vec![at("ObjectRemoved:Delete", "0055AED6DCD90281E5")], None)
             .await;
         assert_eq!(p.store.keys("out").len(), 4);
-        // A later delete removes them all (the sequencers decide, though the key still exists).
+        // A later one while the key still holds the upload (a noncurrent version was
+        // deleted): the sequencer alone never deletes live outputs.
+        p.process_batch(vec![at("ObjectRemoved:Delete", "0055AED6DCD90281E9")], None)
+            .await;
+        assert_eq!(p.store.keys("out").len(), 4);
+        p.store.delete("in", "uploads/a.jpg").await.unwrap();
         let outcomes = p
-            .process_batch(vec![at("ObjectRemoved:Delete", "0055AED6DCD90281E9")], None)
+            .process_batch(vec![at("ObjectRemoved:Delete", "0055AED6DCD90281EA")], None)
             .await;
         assert!(outcomes[0].dead_letters.is_empty() && outcomes[0].retry.is_none());
-        assert!(p.store.keys("out").is_empty(), "{:?}", p.store.keys("out"));
+        // Only the tombstone is left.
+        assert_eq!(p.store.keys("out"), ["thumbnails/a.jpg/manifest.json"]);
     }
 
     #[tokio::test]
@@ -709,7 +714,7 @@ mod tests {
         p.store.delete("in", "uploads/a.jpg").await.unwrap();
         p.process_batch(vec![at("ObjectRemoved:Delete")], None)
             .await;
-        assert!(p.store.keys("out").is_empty());
+        assert_eq!(p.store.keys("out"), ["thumbnails/a.jpg/manifest.json"]);
     }
 
     #[tokio::test]

@@ -11,11 +11,12 @@ use tokio::sync::OwnedSemaphorePermit;
 use tracing::{info, warn};
 
 use super::Pipeline;
-use crate::fetch::fetch;
+use crate::fetch::{fetch, Fetch};
 use crate::model::{Failure, ObjectRef};
+use crate::outputs::{self, Removal};
 use crate::render;
-use crate::storage::ObjectStore;
-use crate::store::{self, check_key_length, nothing_to_do};
+use crate::storage::{ObjectStore, StorageError};
+use crate::store::check_key_length;
 use crate::telemetry::{self, printable};
 
 /// What one record came to, short of a failure.
@@ -62,7 +63,7 @@ impl<S: ObjectStore> Pipeline<S> {
         }
         begun.store(true, Ordering::Relaxed);
         let result = if removed {
-            self.remove(object).await
+            self.remove(object, permit).await
         } else {
             self.fetch_render_store(object, permit).await
         };
@@ -124,7 +125,7 @@ impl<S: ObjectStore> Pipeline<S> {
     }
 
     /// Fetch, render and store one original, unless the stored manifest says there is nothing
-    /// to do (the same source and settings, or a newer upload already rendered).
+    /// to do (the same source and settings, complete, or a newer upload already rendered).
     async fn fetch_render_store(
         self: &Arc<Self>,
         object: &ObjectRef,
@@ -134,23 +135,37 @@ impl<S: ObjectStore> Pipeline<S> {
             return Ok(Done::Skipped(why));
         }
         check_key_length(&self.config, object)?;
-        let current =
-            store::current(&self.store, &self.config, &object.bucket, &object.key).await?;
-        let nothing = |etag: Option<&str>| {
-            current
-                .manifest
-                .as_ref()
-                .and_then(|m| nothing_to_do(m, object, etag, &self.fingerprint))
+        let (store, config, fingerprint) = (&self.store, &self.config, &self.fingerprint);
+        let current = outputs::current(store, config, &object.bucket, &object.key).await?;
+        let settled = |etag: Option<String>| {
+            let current = &current;
+            async move {
+                outputs::settled(store, config, object, etag.as_deref(), current, fingerprint).await
+            }
         };
-        if let Some(why) = nothing(object.etag.as_deref()) {
+        if let Some(why) = settled(object.etag.clone()).await? {
             return Ok(Done::Skipped(why));
         }
-        // `None`: the key holds a newer upload now; its own event renders it.
-        let Some(mut fetched) = fetch(&self.store, object, &self.config).await? else {
-            return Ok(Done::Skipped("superseded"));
+        let mut fetched = match fetch(store, object, config).await? {
+            Fetch::Got(fetched) => fetched,
+            // What an interrupted earlier try wrote goes; the newer upload's event, or the
+            // deletion's, does the rest. A user deleting an upload is not an operator's page.
+            Fetch::Overwritten => {
+                outputs::abandon(store, config, object, fingerprint).await?;
+                return Ok(Done::Skipped("superseded"));
+            }
+            // Only when the event names the upload (its ETag): a Batch Operations task naming
+            // a key that is not there is more likely a wrong key, and is reported as such.
+            Fetch::Deleted if object.etag.is_some() => {
+                outputs::abandon(store, config, object, fingerprint).await?;
+                return Ok(Done::Skipped("deleted_before_processing"));
+            }
+            Fetch::Deleted => return Err(StorageError::NotFound.into()),
         };
-        if let Some(why) = nothing(fetched.etag.as_deref()) {
-            return Ok(Done::Skipped(why));
+        if object.etag.is_none() {
+            if let Some(why) = settled(fetched.etag.clone()).await? {
+                return Ok(Done::Skipped(why));
+            }
         }
         let pipeline = Arc::clone(self);
         // The bytes move to the render thread; `fetched` keeps the ETag and version for `store`.
@@ -164,15 +179,39 @@ impl<S: ObjectStore> Pipeline<S> {
             render::render(&bytes, &pipeline.config.render)
         })
         .await
-        .map_err(|e| Failure::retryable("panic", format!("render task failed: {e}")))??;
-        let stored = store::store(
-            &self.store,
-            &self.config,
+        .map_err(|e| Failure::retryable("panic", format!("render task failed: {e}")))?;
+        let rendered = match rendered {
+            Ok(rendered) => rendered,
+            Err(error) => {
+                // The key holds a picture we cannot render: its manifest says so, and the
+                // previous upload's thumbnails stop standing in for it.
+                if !error.is_retryable() {
+                    let object = ObjectRef {
+                        size: Some(bytes_in),
+                        ..object.clone()
+                    };
+                    outputs::write_failure(
+                        store,
+                        config,
+                        &object,
+                        &fetched,
+                        &error,
+                        &current,
+                        fingerprint,
+                    )
+                    .await?;
+                }
+                return Err(error.into());
+            }
+        };
+        let stored = outputs::write(
+            store,
+            config,
             object,
             &fetched,
             &rendered,
             &current,
-            &self.fingerprint,
+            fingerprint,
         )
         .await?;
         drop(permit);
@@ -194,8 +233,13 @@ impl<S: ObjectStore> Pipeline<S> {
         })
     }
 
-    /// An original was deleted: with `SYNC_DELETES`, delete its outputs too.
-    async fn remove(&self, object: &ObjectRef) -> Result<Done, Failure> {
+    /// An original was deleted: with `SYNC_DELETES`, delete its outputs too, unless the key
+    /// still holds what they describe; render what it holds when no manifest describes it.
+    async fn remove(
+        self: &Arc<Self>,
+        object: &ObjectRef,
+        permit: Arc<OwnedSemaphorePermit>,
+    ) -> Result<Done, Failure> {
         if !self.config.sync_deletes {
             return Ok(Done::Skipped("deletions_not_followed"));
         }
@@ -203,9 +247,11 @@ impl<S: ObjectStore> Pipeline<S> {
             return Ok(Done::Skipped(why));
         }
         Ok(
-            match store::remove(&self.store, &self.config, object).await? {
-                true => Done::Skipped("outputs_deleted"),
-                false => Done::Skipped("nothing_to_delete"),
+            match outputs::remove(&self.store, &self.config, object).await? {
+                Removal::Deleted => Done::Skipped("outputs_deleted"),
+                Removal::NothingToDelete => Done::Skipped("nothing_to_delete"),
+                Removal::Live => Done::Skipped("live_object_kept"),
+                Removal::Render(live) => return self.fetch_render_store(&live, permit).await,
             },
         )
     }

@@ -1,4 +1,6 @@
-//! `manifest.json`: what was made from one original, written beside its renditions.
+//! `manifest.json`: what was made from one original, written beside its renditions, or, once
+//! the original is deleted, a tombstone saying so. What they mean and how they are compared,
+//! written and replaced is the protocol in `crate::outputs`.
 
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +50,10 @@ pub struct ManifestFailure {
     /// Stable error kind, as in logs and the DLQ (`encode`, `corrupt`, ...).
     pub kind: String,
     pub reason: String,
+    /// A shortage on our side, not the file's fault: `backfill --only-missing` renders it
+    /// again (a redrive or a new event always does).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retryable: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,9 +66,35 @@ pub struct Manifest {
     /// ThumbHash (base64) to show while the real thumbnail loads.
     pub placeholder: String,
     pub renditions: Vec<ManifestRendition>,
-    /// Present only when some renditions failed.
+    /// Present only when some renditions failed (or the whole upload did: then
+    /// `renditions` is empty). A manifest with failures is never current: the next delivery
+    /// of its upload renders it again.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<ManifestFailure>,
+    /// Renditions of the upload this manifest replaced, deleted after it was written: a
+    /// retry of a delivery stopped in between deletes them again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub obsolete: Vec<String>,
+}
+
+/// What a deleted original's `manifest.json` becomes: written (conditionally) before its
+/// renditions are deleted, so a retry finds what is left to delete, and kept, so a render
+/// still in flight for the deleted upload cannot write its manifest after the deletion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tombstone {
+    pub deleted: Deleted,
+    /// The renditions the deletion removes (or removed).
+    pub renditions: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deleted {
+    pub bucket: String,
+    pub key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequencer: Option<String>,
 }
 
 impl Manifest {
@@ -104,12 +136,20 @@ impl Manifest {
                     format: f.format.to_string(),
                     kind: f.error.kind().into(),
                     reason: f.error.to_string(),
+                    retryable: f.error.is_retryable(),
                 })
                 .collect(),
+            obsolete: Vec::new(),
         }
     }
 
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec_pretty(self).expect("manifest serialises")
+    }
+}
+
+impl Tombstone {
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("tombstone serialises")
     }
 }

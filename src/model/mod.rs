@@ -10,7 +10,9 @@ mod rendered;
 mod settings;
 
 pub use failure::Failure;
-pub use manifest::{Manifest, ManifestFailure, ManifestRendition, ManifestSource};
+pub use manifest::{
+    Deleted, Manifest, ManifestFailure, ManifestRendition, ManifestSource, Tombstone,
+};
 pub use message::{
     DeadLetter, Message, MessageOutcome, Resend, ATTEMPTS_ATTRIBUTE, SOLO_ATTRIBUTE,
 };

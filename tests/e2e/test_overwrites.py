@@ -119,10 +119,11 @@ def test_sync_deletes_follow_deletions_but_never_a_late_one(aws, make_stack, sta
         "bucket": {"name": res["input_bucket"]}, "object": {"key": key, "sequencer": "0"}}}]})
     # A late deletion (from before this upload): the key holds an object, so nothing goes.
     sqs.send_message(QueueUrl=res["queue_url"], MessageBody=removal)
-    wait_until(lambda: "nothing_to_delete" in worker.log(), 60, what="the late deletion to be handled")
+    wait_until(lambda: "live_object_kept" in worker.log(), 60, what="the late deletion to be handled")
     assert outputs() == rendered
-    # The original really deleted: its thumbnails and manifest follow.
+    # The original really deleted: its thumbnails follow; a tombstone replaces the manifest.
     s3.delete_object(Bucket=res["input_bucket"], Key=key)
     sqs.send_message(QueueUrl=res["queue_url"], MessageBody=removal)
-    wait_until(lambda: outputs() == [], 60, what="the outputs to be deleted")
+    tombstone = [k for k in rendered if k.endswith("/manifest.json")]
+    wait_until(lambda: outputs() == tombstone, 60, what="the outputs to be deleted")
     assert "outputs_deleted" in worker.log()
