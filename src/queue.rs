@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{
-    BatchResultErrorEntry, ChangeMessageVisibilityBatchRequestEntry,
-    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, SendMessageBatchRequestEntry,
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
+    MessageSystemAttributeName, SendMessageBatchRequestEntry,
 };
 
-/// SQS takes at most ten entries per batch call.
-pub const BATCH: usize = 10;
+use crate::report::entry_reason;
+pub use crate::report::BATCH;
 
 /// A whole call failed (the entries' own failures are returned per entry).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -131,11 +131,6 @@ impl SqsQueue {
     pub fn new(client: aws_sdk_sqs::Client) -> Self {
         SqsQueue { client }
     }
-}
-
-/// Why SQS refused one entry of a batch, as "Code: message".
-pub fn entry_reason(f: &BatchResultErrorEntry) -> String {
-    format!("{}: {}", f.code(), f.message().unwrap_or(""))
 }
 
 fn queue_error<E: std::error::Error + 'static>(url: &str) -> impl Fn(E) -> QueueError + '_ {

@@ -5,11 +5,20 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{
+    BatchResultErrorEntry, MessageAttributeValue, SendMessageBatchRequestEntry,
+};
 use tracing::{error, warn};
 
 use crate::model::{DeadLetter, MessageOutcome, Resend, ATTEMPTS_ATTRIBUTE, SOLO_ATTRIBUTE};
-use crate::queue::BATCH;
+
+/// SQS takes at most ten entries per batch call.
+pub const BATCH: usize = 10;
+
+/// Why SQS refused one entry of a batch, as "Code: message".
+pub fn entry_reason(f: &BatchResultErrorEntry) -> String {
+    format!("{}: {}", f.code(), f.message().unwrap_or(""))
+}
 
 /// The longest one SendMessageBatch call may take (the SDK's own default has no limit); with
 /// a deadline, the time left before it, less a margin for the response, if that is shorter.
@@ -351,7 +360,7 @@ async fn send_batch_sqs(
             .ok()
             .and_then(|i| results.get_mut(i))
         {
-            *slot = Err(crate::queue::entry_reason(f));
+            *slot = Err(entry_reason(f));
         }
     }
     results

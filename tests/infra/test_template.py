@@ -172,16 +172,19 @@ def test_queue_policy_pins_source_bucket_and_account(resources):
 
 def test_notification_only_on_input_bucket_prefix(template, resources):
     config = plain(resources["InputBucket"]["Properties"]["NotificationConfiguration"])
-    created, removed = config["QueueConfigurations"]
+    created, removed, expired = config["QueueConfigurations"]
     assert created["Event"] == "s3:ObjectCreated:*"
     assert created["Queue"] == {"Fn::GetAtt": ["Queue", "Arn"]}
     assert created["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": {"Ref": "InputPrefix"}}]
-    # Deletions are notified only when SyncDeletes is on, with the same prefix filter.
-    condition, on, off = removed["Fn::If"]
-    assert plain(template["Conditions"][condition]) == {"Fn::Equals": [{"Ref": "SyncDeletes"}, "true"]}
+    # Deletions (by a user, or by the UploadExpirationDays lifecycle rule, which sends no
+    # ObjectRemoved event) are notified only when SyncDeletes is on, with the same prefix filter.
     assert template["Parameters"]["SyncDeletes"]["Default"] == "false"
-    assert on["Event"] == "s3:ObjectRemoved:*" and on["Filter"] == created["Filter"]
-    assert off == {"Ref": "AWS::NoValue"}
+    for entry, event in [(removed, "s3:ObjectRemoved:*"), (expired, "s3:LifecycleExpiration:*")]:
+        condition, on, off = entry["Fn::If"]
+        assert plain(template["Conditions"][condition]) == {"Fn::Equals": [{"Ref": "SyncDeletes"}, "true"]}
+        assert on["Event"] == event and on["Filter"] == created["Filter"]
+        assert on["Queue"] == created["Queue"]
+        assert off == {"Ref": "AWS::NoValue"}
     assert "NotificationConfiguration" not in resources["OutputBucket"]["Properties"]
 
 
