@@ -85,7 +85,8 @@ def make_stack(endpoint):
 
 @pytest.fixture(scope="session")
 def thumbs_bin():
-    path = Path(os.environ.get("THUMBS_BIN", ROOT / "target" / "release" / "thumbs"))
+    # Absolute: tests run it from other folders (make test passes a relative THUMBS_BIN).
+    path = Path(os.environ.get("THUMBS_BIN", ROOT / "target" / "release" / "thumbs")).absolute()
     if not path.is_file():
         pytest.fail(f"{path} missing: build it (cargo build --release) or set THUMBS_BIN")
     return path
