@@ -749,3 +749,71 @@ fn colour_hidden_under_transparent_pixels_costs_nothing() {
         );
     }
 }
+
+/// alpha.png with bytes of its compressed pixels flipped: libpng gives its reason ("IDAT:
+/// invalid ...") only as a warning, the path most open to another image's text.
+fn damaged_png() -> Vec<u8> {
+    let mut png = fixture("alpha.png");
+    let idat = png.windows(4).position(|w| w == b"IDAT").unwrap();
+    for byte in &mut png[idat + 40..idat + 60] {
+        *byte ^= 0x5a;
+    }
+    png
+}
+
+#[test]
+fn concurrent_failures_each_keep_their_own_reason() {
+    // libvips' error buffer is one per process; with THUMBS_CONCURRENCY=2 one image's failure
+    // text must never classify or explain another's (a shortage read as corrupt is
+    // dead-lettered for good; a corrupt file read as a shortage is retried for nothing).
+    let settings = RenderSettings::default();
+    let inputs = [fixture("truncated.jpg"), damaged_png(), {
+        let tiff = fixture("photo.tiff");
+        tiff[..tiff.len() / 2].to_vec()
+    }];
+    let alone: Vec<RenderError> = inputs
+        .iter()
+        .map(|bytes| render(bytes, &settings).unwrap_err())
+        .collect();
+    assert!(
+        alone
+            .iter()
+            .all(|e| !e.to_string().contains("without a message")),
+        "{alone:?}"
+    );
+    for round in 0..30 {
+        let barrier = std::sync::Barrier::new(inputs.len());
+        let together: Vec<RenderError> = std::thread::scope(|scope| {
+            let runs: Vec<_> = inputs
+                .iter()
+                .map(|bytes| {
+                    let (barrier, settings) = (&barrier, &settings);
+                    scope.spawn(move || {
+                        barrier.wait();
+                        render(bytes, settings).unwrap_err()
+                    })
+                })
+                .collect();
+            runs.into_iter().map(|run| run.join().unwrap()).collect()
+        });
+        assert_eq!(together, alone, "round {round}");
+    }
+}
+
+#[test]
+fn a_truncated_svgz_is_refused_at_once() {
+    // libvips 8.14.1's format sniffer spins forever on this 185-byte file; our own signature
+    // check refuses it before libvips sees a byte.
+    let svgz = fixture("truncated.svgz");
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || sender.send(render(&svgz, &RenderSettings::default())));
+    let result = receiver
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("no answer within 10 s");
+    match result {
+        Err(RenderError::Unsupported(reason)) => {
+            assert!(reason.contains("gzip-compressed files"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
