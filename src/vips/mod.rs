@@ -603,18 +603,20 @@ impl<'buf> Image<'buf> {
     /// `vips scale` shows them: from the darkest value to the brightest, linearly; values
     /// already within 0..1 (float) or 0..255 are kept on that scale instead of stretched, so a
     /// plain picture stored wide is not brightened. The result is B_W or sRGB by band count.
+    /// Reads the pixels three times, so call it on a shrunk image: it is held in memory first.
     pub fn wide_to_8bit(&self) -> Result<Image<'buf>> {
+        let whole = self.copy_memory()?;
         let (mut min, mut max) = (0f64, 0f64);
         // SAFETY: valid input; each writes one double; NULL-terminated option lists.
         let status = unsafe {
-            ffi::vips_min(self.raw(), &mut min, ptr::null::<c_char>())
-                | ffi::vips_max(self.raw(), &mut max, ptr::null::<c_char>())
+            ffi::vips_min(whole.raw(), &mut min, ptr::null::<c_char>())
+                | ffi::vips_max(whole.raw(), &mut max, ptr::null::<c_char>())
         };
         if status != 0 {
             return Err(VipsError(take_error()));
         }
         // SAFETY: reads a field of a live image.
-        let format = unsafe { ffi::vips_image_get_format(self.raw()) };
+        let format = unsafe { ffi::vips_image_get_format(whole.raw()) };
         let float = format == ffi::VipsBandFormat_VIPS_FORMAT_FLOAT
             || format == ffi::VipsBandFormat_VIPS_FORMAT_DOUBLE;
         let (scale, offset) = if float && min >= 0.0 && max <= 1.0 {
@@ -631,7 +633,7 @@ impl<'buf> Image<'buf> {
         let linear = wrap(
             unsafe {
                 ffi::vips_linear1(
-                    self.raw(),
+                    whole.raw(),
                     &mut linear,
                     scale,
                     offset,
