@@ -427,6 +427,58 @@ fn tiff_32bit_grey(width: u32, sample_format: u16, pixels: &[[u8; 4]]) -> Vec<u8
     out
 }
 
+/// Two 8-bit RGB pages in one TIFF: `first` (w x h) and `second`, each one flat colour.
+fn two_page_tiff(first: (u32, u32, [u8; 3]), second: (u32, u32, [u8; 3])) -> Vec<u8> {
+    let mut out = Vec::new();
+    let pages = [first, second];
+    for (index, &(width, height, colour)) in pages.iter().enumerate() {
+        let at = if index == 0 { 8 } else { out.len() as u32 };
+        let data_at = at + 2 + 9 * 12 + 4;
+        let size = width * height * 3;
+        let next = if index == 0 { data_at + size } else { 0 };
+        let mut page = tiff_header(&[
+            (256, 4, 1, width),
+            (257, 4, 1, height),
+            (258, 3, 1, 8),
+            (259, 3, 1, 1),
+            (262, 3, 1, 2),
+            (273, 4, 1, data_at),
+            (277, 3, 1, 3),
+            (278, 4, 1, height),
+            (279, 4, 1, size),
+        ]);
+        let link = page.len() - 4;
+        page[link..].copy_from_slice(&next.to_le_bytes());
+        if index > 0 {
+            page.drain(..8); // only the first IFD follows the file header
+        }
+        out.extend(page);
+        for _ in 0..width * height {
+            out.extend_from_slice(&colour);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_multi_page_tiff_renders_its_first_page_only() {
+    // A second page of half the size is a second picture, not a pyramid level of the first.
+    let tiff = two_page_tiff((800, 600, [200, 30, 30]), (400, 300, [30, 30, 200]));
+    let rendered = render(&tiff, &RenderSettings::default()).unwrap();
+    assert_eq!((rendered.source.width, rendered.source.height), (800, 600));
+    let colours: Vec<(String, u32, [f64; 3])> = rendered
+        .renditions
+        .iter()
+        .map(|r| (r.preset.clone(), r.width, mean_rgb(&r.bytes)))
+        .collect();
+    assert!(
+        colours
+            .iter()
+            .all(|(_, _, [r, _, b])| *r > 150.0 && *b < 80.0),
+        "{colours:?}"
+    );
+}
+
 #[test]
 fn thirty_two_bit_integer_and_float_tiffs_render_as_their_values_show() {
     // A horizontal ramp, dark on the left, bright on the right, in each 32-bit kind.

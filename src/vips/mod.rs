@@ -331,6 +331,32 @@ fn interesting(cover: bool) -> c_int {
     strategy as c_int
 }
 
+/// A call to `vips_thumbnail_buffer` or `vips_thumbnail_image` (its leading arguments given)
+/// with the options every thumbnail of ours takes: fit `width` x `height`, never upscaling,
+/// crop for `cover`, perceptual intent and, when `profile` is not NULL, export to sRGB; extra
+/// name/value options go before those.
+macro_rules! thumbnail_call {
+    ($function:path, ($($lead:expr),+), ($width:expr, $height:expr, $cover:expr, $profile:expr)
+     $(, $name:expr, $value:expr)*) => {
+        $function(
+            $($lead,)+
+            $width,
+            c"height".as_ptr(),
+            $height,
+            c"size".as_ptr(),
+            ffi::VipsSize_VIPS_SIZE_DOWN as c_int,
+            c"crop".as_ptr(),
+            interesting($cover),
+            $($name, $value,)*
+            c"intent".as_ptr(),
+            ffi::VipsIntent_VIPS_INTENT_PERCEPTUAL as c_int,
+            $profile,
+            c"srgb".as_ptr(),
+            ptr::null::<c_char>(),
+        )
+    };
+}
+
 /// Wrap the out-pointer of a libvips call that returned `status`.
 fn wrap<'b>(status: c_int, out: *mut ffi::VipsImage) -> Result<Image<'b>> {
     match NonNull::new(out) {
@@ -377,29 +403,41 @@ impl<'buf> Image<'buf> {
         } else {
             ptr::null()
         };
+        // libvips' thumbnail takes a TIFF's later pages for smaller levels of a pyramid when
+        // their sizes fit, and reads one of them instead: a half-size second page (a scan's
+        // preview, another picture) came out in place of the first. An upload is its first
+        // page: read that alone (TIFF has no shrink-on-load to lose, beyond pyramids).
+        if loader == Loader::Tiff
+            && Self::header(bytes, loader)?
+                .get_int("n-pages")
+                .is_some_and(|pages| pages > 1)
+        {
+            let page = Self::load(bytes, loader, Access::Sequential, 1)?;
+            // SAFETY: valid input image; the option list is NULL-terminated.
+            let status = unsafe {
+                thumbnail_call!(
+                    ffi::vips_thumbnail_image,
+                    (page.raw(), &mut out),
+                    (width, height, cover, export_profile)
+                )
+            };
+            return wrap(status, out);
+        }
         // SAFETY: the slice outlives the image (lifetime 'buf) and libvips never writes through
         // the pointer; the option list is NULL-terminated. `fail_on` must reach the loader
         // through `option_string`: thumbnail_buffer ignores its own fail_on argument, and a
         // truncated JPEG would otherwise render half grey.
         let status = unsafe {
-            ffi::vips_thumbnail_buffer(
-                bytes.as_ptr() as *mut c_void,
-                bytes.len() as ffi::size_t,
-                &mut out,
-                width,
-                c"height".as_ptr(),
-                height,
-                c"size".as_ptr(),
-                ffi::VipsSize_VIPS_SIZE_DOWN as c_int,
-                c"crop".as_ptr(),
-                interesting(cover),
+            thumbnail_call!(
+                ffi::vips_thumbnail_buffer,
+                (
+                    bytes.as_ptr() as *mut c_void,
+                    bytes.len() as ffi::size_t,
+                    &mut out
+                ),
+                (width, height, cover, export_profile),
                 c"option_string".as_ptr(),
-                c"fail_on=error".as_ptr(),
-                c"intent".as_ptr(),
-                ffi::VipsIntent_VIPS_INTENT_PERCEPTUAL as c_int,
-                export_profile,
-                c"srgb".as_ptr(),
-                ptr::null::<c_char>(),
+                c"fail_on=error".as_ptr()
             )
         };
         let image = wrap(status, out)?;
