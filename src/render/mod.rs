@@ -147,7 +147,7 @@ fn render_unguarded(bytes: &[u8], settings: &RenderSettings) -> Result<Rendered,
         let (width, height) = preset.bounds();
         let cover = preset.fit == Fit::Cover;
         let image = match settings.strategy {
-            Strategy::PerPreset if !source.cmyk => Image::thumbnail(
+            Strategy::PerPreset if !source.cmyk && !source.wide => Image::thumbnail(
                 bytes,
                 loader,
                 width as i32,
@@ -269,11 +269,13 @@ fn decode_base(
     source: &Probe,
     width: i32,
 ) -> vips::Result<Image<'static>> {
-    let image = if source.cmyk {
+    let image = if source.cmyk || source.wide {
         // Shrink the CMYK pixels first (JPEG while decoding, others as they stream in), then
         // convert colour on the small image: a full-size conversion of a large CMYK TIFF took
         // minutes. libvips' thumbnail would do this too, but its 8.14 refuses some valid
-        // embedded profiles and has no black-point compensation.
+        // embedded profiles and has no black-point compensation. 32-bit pixels take the same
+        // way to 8 bits: libvips 8.18's thumbnail casts them itself (a full-range uint32 ramp
+        // came out clipped and wrapped).
         let decoded = if loader == Loader::Jpeg {
             let shrink = source.width / width.max(1) as u32;
             Image::load(bytes, loader, Access::Random, shrink)?
@@ -294,8 +296,13 @@ fn decode_base(
         } else {
             decoded
         };
+        let converted = if source.cmyk {
+            shrunk.icc_to_srgb()?
+        } else {
+            shrunk.wide_to_8bit()?
+        };
         // In memory before turning it: a sequential read cannot be turned.
-        shrunk.icc_to_srgb()?.copy_memory()?.autorot()?
+        converted.copy_memory()?.autorot()?
     } else {
         Image::thumbnail(bytes, loader, width, UNBOUNDED, false, source.icc)?
     };

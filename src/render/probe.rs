@@ -152,6 +152,7 @@ pub(super) fn probe_format(bytes: &[u8], limits: &Limits) -> Result<(Probe, Load
         width,
         height,
         cmyk: header.is_cmyk(),
+        wide: header.is_wide(),
         icc: header.has_field("icc-profile-data"),
     };
     Ok((probe, format))
