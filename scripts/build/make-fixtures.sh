@@ -103,6 +103,14 @@ vips jpegsave "$tmp/dragonfly.v" "$out/progressive.jpg" --Q 80 --interlace --opt
 vips jpegsave "$tmp/photo.v" "$tmp/baseline.jpg" --Q 80 --optimize-coding --strip
 head -c "$(($(stat -c %s "$tmp/baseline.jpg") / 2))" "$tmp/baseline.jpg" >"$out/truncated.jpg"
 printf 'This is plain text, not a JPEG.\n' >"$out/text.jpg"
+# 185 bytes like libvips' own test-suite/images/truncated.svgz: a gzip stream of an SVG cut short,
+# then more SVG text outside the stream (8.14.1's SVG sniffer loops forever on it).
+python3 - >"$out/truncated.svgz" <<'EOF'
+import gzip, sys
+svg = (b'<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg" '
+       b'width="640" height="480"><rect width="640" height="480" fill="#3a6"/>')
+sys.stdout.buffer.write((gzip.compress(svg, mtime=0) + b"<circle r='9'/></svg>\n" * 8)[:185])
+EOF
 fit "$bg20/Kleiber_by_Lukas_Baubkus.jpg" "$tmp/kleiber.v" 640 360
 vips jpegsave "$tmp/kleiber.v" "$out/mislabelled.png" --Q 80 --optimize-coding --strip
 vips black "$tmp/tiny.v" 16 16 --bands 3

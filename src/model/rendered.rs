@@ -75,6 +75,8 @@ pub struct Probe {
     pub height: u32,
     /// CMYK pixels need their own colour conversion path (see `vips::Image::icc_to_srgb`).
     pub cmyk: bool,
+    /// 32-bit integer or float samples: brought to 8 bits by us (see `vips::Image::wide_to_8bit`).
+    pub wide: bool,
     /// An embedded ICC profile: colour must go through it to sRGB.
     pub icc: bool,
 }

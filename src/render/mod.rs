@@ -15,7 +15,7 @@ pub use probe::{probe, MAX_BANDS};
 use crate::model::{
     FailedRendition, Fit, Format, Probe, RenderError, RenderSettings, Rendered, Rendition, Strategy,
 };
-use crate::vips::{self, Image, Saver, UNBOUNDED};
+use crate::vips::{self, Access, Image, Loader, Saver, UNBOUNDED};
 use base64::Engine as _;
 
 /// Free this thread's libvips state; call on a thread that rendered before it exits (tokio's
@@ -28,13 +28,15 @@ pub fn thread_shutdown() {
 /// A libvips failure while decoding or processing: the bytes are not a usable image, unless
 /// libvips ran short of memory or temporary space.
 fn corrupt(e: vips::VipsError) -> RenderError {
+    corrupt_with(e, "the picture data could not be decoded")
+}
+
+/// `corrupt`, saying `fallback` when libvips' text has nothing for the uploader.
+fn corrupt_with(e: vips::VipsError, fallback: &str) -> RenderError {
     if reason::is_resource_failure(&e.0) {
         RenderError::Resources(reason::for_uploader(&e.0, "out of memory"))
     } else {
-        RenderError::Corrupt(reason::for_uploader(
-            &e.0,
-            "the picture data could not be decoded",
-        ))
+        RenderError::Corrupt(reason::for_uploader(&e.0, fallback))
     }
 }
 
@@ -56,7 +58,7 @@ impl RenderSettings {
     pub fn check_encoders(&self) -> Result<(), RenderError> {
         let probe_image = include_bytes!("probe.png");
         // In memory, so it can be encoded more than once.
-        let image = Image::thumbnail(probe_image, 8, 8, false, false)
+        let image = Image::thumbnail(probe_image, Loader::Png, 8, 8, false, false)
             .and_then(|i| i.copy_memory())
             .map_err(corrupt)?;
         for &format in &self.formats {
@@ -82,20 +84,42 @@ impl RenderSettings {
 
 /// Render one image with the given settings. CPU-bound and blocking: callers on an async
 /// runtime run it on a blocking thread. A panic inside (a bug of ours or of a library we
-/// call) becomes `RenderError::Internal` for this image alone.
+/// call) becomes `RenderError::Internal` for this image alone. Renders may run in parallel;
+/// a failure's reason is still this image's own (see `vips::with_own_messages`).
 pub fn render(bytes: &[u8], settings: &RenderSettings) -> Result<Rendered, RenderError> {
+    vips::with_own_messages(|| render_caught(bytes, settings), quotes_libvips)
+}
+
+/// Whether a result's reasons come from libvips' text (and so could be another image's).
+fn quotes_libvips(result: &Result<Rendered, RenderError>) -> bool {
+    match result {
+        Ok(rendered) => !rendered.failed.is_empty(),
+        Err(error) => matches!(
+            error,
+            RenderError::Corrupt(_) | RenderError::Resources(_) | RenderError::Encode { .. }
+        ),
+    }
+}
+
+fn render_caught(bytes: &[u8], settings: &RenderSettings) -> Result<Rendered, RenderError> {
     std::panic::catch_unwind(|| render_unguarded(bytes, settings)).unwrap_or_else(|panic| {
         let what = panic
             .downcast_ref::<String>()
             .map(String::as_str)
             .or_else(|| panic.downcast_ref::<&str>().copied())
             .unwrap_or("a panic");
-        Err(RenderError::Internal(what.to_string()))
+        // The panic's own text (an assertion's `left == right`) is for us, not the uploader.
+        tracing::error!(panic = what, "render panicked");
+        Err(RenderError::Internal(INTERNAL.into()))
     })
 }
 
+/// Said for a bug of ours, whatever it was.
+const INTERNAL: &str = "a step of making the thumbnails failed unexpectedly; the fault is ours, \
+                        not the file's";
+
 fn render_unguarded(bytes: &[u8], settings: &RenderSettings) -> Result<Rendered, RenderError> {
-    let source = probe(bytes, &settings.limits)?;
+    let (source, loader) = probe::probe_format(bytes, &settings.limits)?;
 
     // Width (upright) of the picture at the scale a preset needs, never above the original.
     let needed_width =
@@ -107,7 +131,7 @@ fn render_unguarded(bytes: &[u8], settings: &RenderSettings) -> Result<Rendered,
         .collect();
     // The size every preset can be derived from: the largest scale any preset needs.
     let base_width = needed_width(scales.iter().copied().fold(0.0, f64::max));
-    let base = decode_base(bytes, &source, base_width as i32).map_err(corrupt)?;
+    let base = decode_base(bytes, loader, &source, base_width as i32).map_err(corrupt)?;
 
     // Largest preset first, each resized from the smallest whole picture made so far that is
     // still large enough (resizing costs what its input's pixels cost): `small` comes from
@@ -123,11 +147,16 @@ fn render_unguarded(bytes: &[u8], settings: &RenderSettings) -> Result<Rendered,
         let (width, height) = preset.bounds();
         let cover = preset.fit == Fit::Cover;
         let image = match settings.strategy {
-            Strategy::PerPreset if !source.cmyk => {
-                Image::thumbnail(bytes, width as i32, height as i32, cover, source.icc)
-                    .and_then(|i| i.without_metadata())
-                    .and_then(fit_bands)
-            }
+            Strategy::PerPreset if !source.cmyk && !source.wide => Image::thumbnail(
+                bytes,
+                loader,
+                width as i32,
+                height as i32,
+                cover,
+                source.icc,
+            )
+            .and_then(|i| i.without_metadata())
+            .and_then(fit_bands),
             _ => smallest_covering(&whole, &base, needed_width(scales[index])).resize(
                 width as i32,
                 height as i32,
@@ -164,7 +193,7 @@ fn render_unguarded(bytes: &[u8], settings: &RenderSettings) -> Result<Rendered,
     // ThumbHash takes at most 100x100.
     let hash_width = needed_width(100.0 / f64::from(source.width.max(source.height)));
     Ok(Rendered {
-        placeholder: placeholder(smallest_covering(&whole, &base, hash_width)).map_err(corrupt)?,
+        placeholder: placeholder(smallest_covering(&whole, &base, hash_width))?,
         source,
         source_bytes: bytes.len() as u64,
         renditions,
@@ -234,16 +263,24 @@ fn encode(
 
 /// Decode once, shrinking on load to `width` (upright, sRGB, 8-bit), into memory: the whole
 /// file is decoded now, so a truncated one fails here, and the result can feed every preset.
-fn decode_base(bytes: &[u8], source: &Probe, width: i32) -> vips::Result<Image<'static>> {
-    let image = if source.cmyk {
+fn decode_base(
+    bytes: &[u8],
+    loader: Loader,
+    source: &Probe,
+    width: i32,
+) -> vips::Result<Image<'static>> {
+    let image = if source.cmyk || source.wide {
         // Shrink the CMYK pixels first (JPEG while decoding, others as they stream in), then
         // convert colour on the small image: a full-size conversion of a large CMYK TIFF took
         // minutes. libvips' thumbnail would do this too, but its 8.14 refuses some valid
-        // embedded profiles and has no black-point compensation.
-        let decoded = if source.format == "jpeg" {
-            Image::decode_jpeg_shrunk(bytes, source.width / width.max(1) as u32)?
+        // embedded profiles and has no black-point compensation. 32-bit pixels take the same
+        // way to 8 bits: libvips 8.18's thumbnail casts them itself (a full-range uint32 ramp
+        // came out clipped and wrapped).
+        let decoded = if loader == Loader::Jpeg {
+            let shrink = source.width / width.max(1) as u32;
+            Image::load(bytes, loader, Access::Random, shrink)?
         } else {
-            Image::decode_sequential(bytes)?
+            Image::load(bytes, loader, Access::Sequential, 1)?
         };
         // The decoded image is stored unrotated: its upright width is its height when the
         // orientation turns it a quarter.
@@ -259,10 +296,15 @@ fn decode_base(bytes: &[u8], source: &Probe, width: i32) -> vips::Result<Image<'
         } else {
             decoded
         };
+        let converted = if source.cmyk {
+            shrunk.icc_to_srgb()?
+        } else {
+            shrunk.wide_to_8bit()?
+        };
         // In memory before turning it: a sequential read cannot be turned.
-        shrunk.icc_to_srgb()?.copy_memory()?.autorot()?
+        converted.copy_memory()?.autorot()?
     } else {
-        Image::thumbnail(bytes, width, UNBOUNDED, false, source.icc)?
+        Image::thumbnail(bytes, loader, width, UNBOUNDED, false, source.icc)?
     };
     fit_bands(image.without_metadata()?)?.copy_memory()
 }
@@ -271,7 +313,9 @@ fn decode_base(bytes: &[u8], source: &Probe, width: i32) -> vips::Result<Image<'
 /// channels (a TIFF may carry any number; libvips itself writes RGB + alpha + more) are
 /// dropped: the band after the colour ones is alpha, as TIFF's ExtraSamples has it.
 fn fit_bands(image: Image) -> vips::Result<Image> {
-    let image = if image.is_high_depth() {
+    let image = if image.is_wide() {
+        image.wide_to_8bit()?
+    } else if image.is_high_depth() {
         image.to_8bit()?
     } else {
         image
@@ -286,9 +330,17 @@ fn fit_bands(image: Image) -> vips::Result<Image> {
 }
 
 /// ThumbHash (at most 100x100 input by its definition) of an image, base64-encoded.
-fn placeholder(image: &Image) -> vips::Result<String> {
-    let small = image.resize(100, 100, false)?.to_srgba()?;
+fn placeholder(image: &Image) -> Result<String, RenderError> {
+    let small = image
+        .resize(100, 100, false)
+        .and_then(|i| i.to_srgba())
+        .map_err(corrupt)?;
     let (w, h) = (small.width() as usize, small.height() as usize);
-    let hash = thumbhash::rgba_to_thumb_hash(w, h, &small.pixels()?);
+    let pixels = small.pixels().map_err(corrupt)?;
+    // thumbhash asserts this; an image that is not 8-bit RGBA here is a bug of ours.
+    if pixels.len() != w * h * 4 {
+        return Err(RenderError::Internal(INTERNAL.into()));
+    }
+    let hash = thumbhash::rgba_to_thumb_hash(w, h, &pixels);
     Ok(base64::engine::general_purpose::STANDARD.encode(hash))
 }

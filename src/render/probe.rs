@@ -3,7 +3,7 @@
 
 use super::sniff;
 use crate::model::{Limits, Probe, RenderError};
-use crate::vips::Image;
+use crate::vips::{Image, Loader};
 
 /// Most bands an accepted image may declare: CMYK plus alpha is 5; RGB + alpha + a few extra
 /// channels still fits. Each band costs memory at full size, and a TIFF header can declare
@@ -13,77 +13,21 @@ pub const MAX_BANDS: u32 = 8;
 /// Said of every refused format, so the uploader knows what would work.
 const ACCEPTED: &str = "send JPEG, PNG, WebP, GIF, TIFF, HEIC or AVIF";
 
-/// Input formats we decode. Anything else (SVG, PDF, ImageMagick's many formats, ...) is
-/// refused: those loaders are large attack surfaces and not what users upload as photos.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SourceFormat {
-    Jpeg,
-    Png,
-    Webp,
-    Gif,
-    Tiff,
-    /// HEIC or AVIF (both through libheif); refined from the header.
-    Heif,
-}
-
-impl SourceFormat {
-    /// Map a libvips loader class name (e.g. `VipsForeignLoadJpegBuffer`) to an allowed format.
-    fn from_loader(loader: &str) -> Option<Self> {
-        let name = loader.to_ascii_lowercase();
-        let name = name.strip_prefix("vipsforeignload")?;
-        // Order matters only in that no allowed name contains another.
-        [
-            ("jpeg", SourceFormat::Jpeg),
-            ("png", SourceFormat::Png),
-            ("webp", SourceFormat::Webp),
-            ("gif", SourceFormat::Gif),
-            ("tiff", SourceFormat::Tiff),
-            ("heif", SourceFormat::Heif),
-        ]
-        .into_iter()
-        .find(|(prefix, _)| name.starts_with(prefix) || name.starts_with(&format!("ns{prefix}")))
-        .map(|(_, f)| f)
-    }
-}
-
-impl SourceFormat {
+/// The formats we decode are the `Loader`s: anything else (SVG, PDF, ImageMagick's many
+/// formats, ...) is refused, since those loaders are large attack surfaces and not what users
+/// upload as photos.
+impl Loader {
     /// The name an uploader knows the format by.
-    pub fn name(self) -> &'static str {
+    pub fn format_name(self) -> &'static str {
         match self {
-            SourceFormat::Jpeg => "JPEG",
-            SourceFormat::Png => "PNG",
-            SourceFormat::Webp => "WebP",
-            SourceFormat::Gif => "GIF",
-            SourceFormat::Tiff => "TIFF",
-            SourceFormat::Heif => "HEIF/AVIF",
+            Loader::Jpeg => "JPEG",
+            Loader::Png => "PNG",
+            Loader::Webp => "WebP",
+            Loader::Gif => "GIF",
+            Loader::Tiff => "TIFF",
+            Loader::Heif => "HEIF/AVIF",
         }
     }
-}
-
-/// A refused loader's format in plain words: `VipsForeignLoadSvgBuffer` -> "SVG"; loaders
-/// that read many formats (ImageMagick) say nothing useful, so they get a generic phrase.
-fn describe_loader(loader: &str) -> String {
-    let name = loader.to_ascii_lowercase();
-    let name = name.strip_prefix("vipsforeignload").unwrap_or(&name);
-    [
-        ("svg", "SVG"),
-        ("pdf", "PDF"),
-        ("jp2k", "JPEG 2000"),
-        ("jxl", "JPEG XL"),
-        ("openexr", "OpenEXR"),
-        ("fits", "FITS"),
-        ("matrix", "matrix"),
-        ("csv", "CSV"),
-        ("ppm", "PPM"),
-        ("rad", "Radiance"),
-        ("analyze", "Analyze"),
-        ("openslide", "slide"),
-    ]
-    .into_iter()
-    .find(|(prefix, _)| name.starts_with(prefix))
-    .map_or("files of this kind".to_string(), |(_, what)| {
-        format!("{what} files")
-    })
 }
 
 fn check_pixels(width: u32, height: u32, max: u64) -> Result<(), RenderError> {
@@ -96,11 +40,11 @@ fn check_pixels(width: u32, height: u32, max: u64) -> Result<(), RenderError> {
 // Which limit applies depends on the format as only the probe knows it.
 impl Limits {
     /// The pixel limit for one input, from what its header says about how it must be decoded.
-    fn max_pixels_for(&self, format: SourceFormat, interlaced: bool) -> u64 {
+    fn max_pixels_for(&self, format: Loader, interlaced: bool) -> u64 {
         let specific = match format {
-            SourceFormat::Heif => self.max_pixels_heif,
-            SourceFormat::Gif => self.max_pixels_gif,
-            SourceFormat::Jpeg | SourceFormat::Png if interlaced => self.max_pixels_interlaced,
+            Loader::Heif => self.max_pixels_heif,
+            Loader::Gif => self.max_pixels_gif,
+            Loader::Jpeg | Loader::Png if interlaced => self.max_pixels_interlaced,
             _ => self.max_pixels,
         };
         specific.min(self.max_pixels)
@@ -109,6 +53,11 @@ impl Limits {
 
 /// Check `bytes` against the limits and read the header, without decoding pixels.
 pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, RenderError> {
+    probe_format(bytes, limits).map(|(probe, _)| probe)
+}
+
+/// `probe`, also saying which accepted format (and so which loader) the bytes are.
+pub(super) fn probe_format(bytes: &[u8], limits: &Limits) -> Result<(Probe, Loader), RenderError> {
     if bytes.is_empty() {
         return Err(RenderError::Empty);
     }
@@ -119,29 +68,14 @@ pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, RenderError> {
             max: limits.max_bytes,
         });
     }
-    let loader = crate::vips::find_loader(bytes);
-    let format = match loader.as_deref().and_then(SourceFormat::from_loader) {
-        Some(format) => format,
-        // No accepted loader, but the bytes start like an accepted format: damaged, not foreign
-        // (libvips' TIFF loader refuses a damaged header, and another loader then claims it).
-        None => match sniff::signature(bytes) {
-            Some(format) => {
-                return Err(RenderError::Corrupt(format!(
-                    "the file starts like a {} file, but its header is damaged",
-                    format.name()
-                )))
-            }
-            None => {
-                let what = loader
-                    .as_deref()
-                    .map_or("files of this kind".to_string(), describe_loader);
-                return Err(RenderError::Unsupported(format!(
-                    "{what} are not accepted; {ACCEPTED}"
-                )));
-            }
-        },
+    // Our own signature check decides, before libvips sees a byte (see `vips::Loader`).
+    let Some(format) = sniff::signature(bytes) else {
+        return Err(RenderError::Unsupported(format!(
+            "{} are not accepted; {ACCEPTED}",
+            sniff::foreign_kind(bytes)
+        )));
     };
-    if format == SourceFormat::Jpeg {
+    if format == Loader::Jpeg {
         if let Some(frame) = sniff::jpeg_frame(bytes) {
             if frame.is_lossless() {
                 return Err(RenderError::Unsupported(format!(
@@ -157,13 +91,13 @@ pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, RenderError> {
             )?;
         }
     }
-    let header = match Image::header(bytes) {
+    let header = match Image::header(bytes, format) {
         Ok(header) => header,
         Err(e) => {
             // Headers libvips refuses for their size (libjpeg above 65500 a side, libheif
             // above 16384) are about size: say so with the size they declare.
             let declared = match format {
-                SourceFormat::Heif => sniff::heif_extent(bytes),
+                Loader::Heif => sniff::heif_extent(bytes),
                 _ => None,
             };
             if let Some((width, height)) = declared {
@@ -175,7 +109,13 @@ pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, RenderError> {
                     )));
                 }
             }
-            return Err(super::corrupt(e));
+            return Err(super::corrupt_with(
+                e,
+                &format!(
+                    "the file starts like a {} file, but its header is damaged",
+                    format.format_name()
+                ),
+            ));
         }
     };
     let (width, height) = (header.width(), header.height());
@@ -190,13 +130,13 @@ pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, RenderError> {
     }
     // EXIF orientations 5-8 turn the picture a quarter.
     let turned = header.is_turned();
-    let format = match format {
-        SourceFormat::Jpeg => "jpeg",
-        SourceFormat::Png => "png",
-        SourceFormat::Webp => "webp",
-        SourceFormat::Gif => "gif",
-        SourceFormat::Tiff => "tiff",
-        SourceFormat::Heif => match header.get_string("heif-compression").as_deref() {
+    let name = match format {
+        Loader::Jpeg => "jpeg",
+        Loader::Png => "png",
+        Loader::Webp => "webp",
+        Loader::Gif => "gif",
+        Loader::Tiff => "tiff",
+        Loader::Heif => match header.get_string("heif-compression").as_deref() {
             Some("av1") => "avif",
             Some("hevc") => "heic",
             _ => "heif",
@@ -207,44 +147,20 @@ pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, RenderError> {
     } else {
         (width, height)
     };
-    Ok(Probe {
-        format,
+    let probe = Probe {
+        format: name,
         width,
         height,
         cmyk: header.is_cmyk(),
+        wide: header.is_wide(),
         icc: header.has_field("icc-profile-data"),
-    })
+    };
+    Ok((probe, format))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn loaders_map_to_allowed_formats_only() {
-        assert_eq!(
-            SourceFormat::from_loader("VipsForeignLoadJpegBuffer"),
-            Some(SourceFormat::Jpeg)
-        );
-        assert_eq!(
-            SourceFormat::from_loader("VipsForeignLoadNsgifBuffer"),
-            Some(SourceFormat::Gif)
-        );
-        assert_eq!(
-            SourceFormat::from_loader("VipsForeignLoadHeifBuffer"),
-            Some(SourceFormat::Heif)
-        );
-        assert_eq!(
-            SourceFormat::from_loader("VipsForeignLoadPngBuffer"),
-            Some(SourceFormat::Png)
-        );
-        assert_eq!(SourceFormat::from_loader("VipsForeignLoadSvgBuffer"), None);
-        assert_eq!(SourceFormat::from_loader("VipsForeignLoadPdfBuffer"), None);
-        assert_eq!(
-            SourceFormat::from_loader("VipsForeignLoadMagickBuffer"),
-            None
-        );
-    }
 
     #[test]
     fn empty_input_is_refused_before_libvips_sees_it() {

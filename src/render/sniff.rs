@@ -1,22 +1,22 @@
-//! What the first bytes of a file say, read without libvips: used to name a damaged file's
-//! format when no loader accepts it, and to read the size a JPEG or HEIF header declares
-//! when libvips refuses the header itself.
+//! What the first bytes of a file say, read without libvips: which accepted format (and so
+//! which one loader) it is, what a refused file is, and the size a JPEG or HEIF header
+//! declares when libvips refuses the header itself.
 
-use super::probe::SourceFormat;
+use crate::vips::Loader;
 
 /// The accepted format these bytes start like, from their signature alone.
-pub fn signature(bytes: &[u8]) -> Option<SourceFormat> {
+pub fn signature(bytes: &[u8]) -> Option<Loader> {
     let starts = |magic: &[u8]| bytes.starts_with(magic);
     if starts(&[0xFF, 0xD8, 0xFF]) {
-        Some(SourceFormat::Jpeg)
+        Some(Loader::Jpeg)
     } else if starts(b"\x89PNG\r\n\x1a\n") {
-        Some(SourceFormat::Png)
+        Some(Loader::Png)
     } else if starts(b"GIF87a") || starts(b"GIF89a") {
-        Some(SourceFormat::Gif)
+        Some(Loader::Gif)
     } else if starts(b"II*\0") || starts(b"MM\0*") || starts(b"II+\0") || starts(b"MM\0+") {
-        Some(SourceFormat::Tiff)
+        Some(Loader::Tiff)
     } else if starts(b"RIFF") && bytes.get(8..12) == Some(b"WEBP") {
-        Some(SourceFormat::Webp)
+        Some(Loader::Webp)
     } else if bytes.get(4..8) == Some(b"ftyp") {
         let brand = bytes.get(8..12)?;
         [
@@ -31,9 +31,46 @@ pub fn signature(bytes: &[u8]) -> Option<SourceFormat> {
             b"avis",
         ]
         .contains(&brand)
-        .then_some(SourceFormat::Heif)
+        .then_some(Loader::Heif)
     } else {
         None
+    }
+}
+
+/// What a refused file is, in the uploader's words ("SVG files"), from its first bytes: said
+/// in the refusal so they know what they sent. Files named here are never given to libvips.
+pub fn foreign_kind(bytes: &[u8]) -> &'static str {
+    let starts = |magic: &[u8]| bytes.starts_with(magic);
+    let head = &bytes[..bytes.len().min(1024)];
+    let text_has = |needle: &[u8]| head.windows(needle.len()).any(|w| w == needle);
+    if starts(b"%PDF") {
+        "PDF files"
+    } else if starts(&[0x1F, 0x8B]) {
+        "gzip-compressed files (such as .svgz)"
+    } else if text_has(b"<svg") {
+        "SVG files"
+    } else if starts(b"\0\0\0\x0cjP  \r\n\x87\n") || starts(&[0xFF, 0x4F, 0xFF, 0x51]) {
+        "JPEG 2000 files"
+    } else if starts(b"\0\0\0\x0cJXL \r\n\x87\n") || starts(&[0xFF, 0x0A]) {
+        "JPEG XL files"
+    } else if starts(&[0x76, 0x2F, 0x31, 0x01]) {
+        "OpenEXR files"
+    } else if starts(b"SIMPLE  =") {
+        "FITS files"
+    } else if starts(b"#?RADIANCE") || starts(b"#?RGBE") {
+        "Radiance files"
+    } else if starts(b"8BPS") {
+        "Photoshop files"
+    } else if starts(b"BM") {
+        "BMP files"
+    } else if bytes.len() > 2
+        && bytes[0] == b'P'
+        && b"1234567Ff".contains(&bytes[1])
+        && bytes[2].is_ascii_whitespace()
+    {
+        "PPM files"
+    } else {
+        "files of this kind"
     }
 }
 
@@ -132,13 +169,25 @@ mod tests {
 
     #[test]
     fn signatures_name_accepted_formats_only() {
-        assert_eq!(signature(b"II*\0\x08\0\0\0"), Some(SourceFormat::Tiff));
-        assert_eq!(
-            signature(b"\0\0\0\x18ftypavif\0\0\0\0"),
-            Some(SourceFormat::Heif)
-        );
+        assert_eq!(signature(b"II*\0\x08\0\0\0"), Some(Loader::Tiff));
+        assert_eq!(signature(b"\0\0\0\x18ftypavif\0\0\0\0"), Some(Loader::Heif));
         assert_eq!(signature(b"\0\0\0\x18ftypisom"), None);
         assert_eq!(signature(b"%PDF-1.4"), None);
+    }
+
+    #[test]
+    fn refused_files_are_named_from_their_bytes() {
+        assert_eq!(
+            foreign_kind(b"<?xml version=\"1.0\"?>\n<svg xmlns="),
+            "SVG files"
+        );
+        assert_eq!(foreign_kind(b"%PDF-1.4"), "PDF files");
+        assert_eq!(
+            foreign_kind(&[0x1F, 0x8B, 8, 0]),
+            "gzip-compressed files (such as .svgz)"
+        );
+        assert_eq!(foreign_kind(b"P6\n1 1\n255\n"), "PPM files");
+        assert_eq!(foreign_kind(b"just text"), "files of this kind");
     }
 
     #[test]

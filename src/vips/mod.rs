@@ -11,6 +11,7 @@
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::marker::PhantomData;
 use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use libvips::bindings as ffi;
@@ -124,11 +125,65 @@ pub fn thread_shutdown() {
     unsafe { ffi::vips_thread_shutdown() }
 }
 
+/// libvips keeps one error buffer for the whole process (libvips' iofuncs/error.c: "The error
+/// buffer is global, that is, it is shared between all threads"; 8.14 to 8.18 offer nothing per
+/// thread), loaders fail and warn on libvips' worker threads rather than the caller's, and we
+/// keep one latest warning. So a failure's text is known to be its own only when no other job
+/// used libvips meanwhile. Jobs run in parallel (shared side of this lock); a job whose result
+/// quotes libvips and that overlapped another is run again alone (exclusive side), from a
+/// cleared buffer, and that run's result is the answer: one image's shortage can then never be
+/// read as another's corruption, at the cost of a second run for failures under concurrency.
+static EXCLUSIVE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+/// Jobs on the shared side now, and ever started: a job ran alone when nobody was running as
+/// it started, nobody started during it, and nobody else is running as it ends.
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+static STARTED: AtomicU64 = AtomicU64::new(0);
+
+/// Leaves the count of running jobs however the job ends.
+struct Running;
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        RUNNING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Run `job` (a whole render: every libvips failure it reports must be its own) so that the
+/// libvips text in its result is its own. `quotes_libvips` says whether a result carries
+/// libvips' text (only those need a second, lone run when jobs overlapped).
+pub fn with_own_messages<T>(job: impl Fn() -> T, quotes_libvips: impl Fn(&T) -> bool) -> T {
+    init();
+    {
+        let _shared = EXCLUSIVE.read().unwrap_or_else(|e| e.into_inner());
+        let others = RUNNING.fetch_add(1, Ordering::SeqCst);
+        let running = Running;
+        let ticket = STARTED.fetch_add(1, Ordering::SeqCst);
+        if others == 0 {
+            // Text left by work outside any job; if another job starts meanwhile, neither
+            // counts as alone, so clearing here cannot lose a message that decides anything.
+            clear_error();
+            forget_warning();
+        }
+        let result = job();
+        let alone = others == 0
+            && STARTED.load(Ordering::SeqCst) == ticket + 1
+            && RUNNING.load(Ordering::SeqCst) == 1;
+        drop(running);
+        if alone || !quotes_libvips(&result) {
+            return result;
+        }
+    }
+    let _exclusive = EXCLUSIVE.write().unwrap_or_else(|e| e.into_inner());
+    clear_error();
+    forget_warning();
+    job()
+}
+
 /// The first libvips warning since a decode started. Some loaders give their real reason only
 /// as a warning and fail with a generic error ("libpng read error") or none at all (libpng's
 /// "IDAT: invalid distance too far back" under `fail_on=error`), so errors quote it. Loaders
-/// warn from libvips' worker threads, so this cannot be per calling thread; under concurrency
-/// it may be another image's.
+/// warn from libvips' worker threads, so this cannot be per calling thread: it is a job's own
+/// only as `with_own_messages` makes it.
 static LAST_WARNING: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
 
 /// Forget the latest warning as a decode starts, so an earlier image's harmless warning
@@ -141,8 +196,8 @@ fn forget_warning() {
 pub const NO_MESSAGE: &str = "libvips failed without a message";
 
 /// Read and clear libvips' process-wide error buffer in one step (under libvips' lock), so
-/// another thread's message is never cleared unread. Under concurrency the text may still
-/// include another failing image's message: libvips offers nothing finer.
+/// another thread's message is never cleared unread. Under concurrency the text may include
+/// another failing image's message: `with_own_messages` decides whether it can be trusted.
 fn take_error() -> String {
     // SAFETY: vips_error_buffer_copy returns a NUL-terminated g_malloc'd copy (never NULL) and
     // clears the buffer; we copy it into Rust and free it with g_free.
@@ -174,24 +229,48 @@ fn clear_error() {
     unsafe { ffi::vips_error_clear() }
 }
 
-/// The class name of the loader libvips picks for these bytes, decided from the bytes alone
-/// (e.g. `VipsForeignLoadJpegBuffer`); None when no unblocked loader recognises them.
-pub fn find_loader(bytes: &[u8]) -> Option<String> {
-    init();
-    // SAFETY: the pointer/length pair describes a live slice that libvips only reads.
-    let name = unsafe {
-        ffi::vips_foreign_find_load_buffer(bytes.as_ptr().cast(), bytes.len() as ffi::size_t)
-    };
-    if name.is_null() {
-        clear_error(); // "not a known format" is an answer here, not an error to keep
-        return None;
+/// The loaders we call, one per accepted format. libvips is never asked to guess a format
+/// from the bytes: its guess runs the sniffer of every loader it has, including ones we never
+/// accept (on 8.14.1 a truncated 185-byte .svgz spins forever inside the SVG sniffer). The
+/// format is decided by our own signature check, then its one loader reads the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loader {
+    Jpeg,
+    Png,
+    Webp,
+    Gif,
+    Tiff,
+    /// HEIC and AVIF (libheif).
+    Heif,
+}
+
+/// The shape every `vips_*load_buffer` function shares.
+type LoadBuffer =
+    unsafe extern "C" fn(*mut c_void, ffi::size_t, *mut *mut ffi::VipsImage, ...) -> c_int;
+
+impl Loader {
+    fn function(self) -> LoadBuffer {
+        match self {
+            Loader::Jpeg => ffi::vips_jpegload_buffer,
+            Loader::Png => ffi::vips_pngload_buffer,
+            Loader::Webp => ffi::vips_webpload_buffer,
+            Loader::Gif => ffi::vips_gifload_buffer,
+            Loader::Tiff => ffi::vips_tiffload_buffer,
+            Loader::Heif => ffi::vips_heifload_buffer,
+        }
     }
-    // SAFETY: libvips returns a static, NUL-terminated class name.
-    Some(
-        unsafe { CStr::from_ptr(name) }
-            .to_string_lossy()
-            .into_owned(),
-    )
+
+    /// The name libvips records in an image's `vips-loader` field ("jpegload_buffer").
+    pub fn name(self) -> &'static str {
+        match self {
+            Loader::Jpeg => "jpegload_buffer",
+            Loader::Png => "pngload_buffer",
+            Loader::Webp => "webpload_buffer",
+            Loader::Gif => "gifload_buffer",
+            Loader::Tiff => "tiffload_buffer",
+            Loader::Heif => "heifload_buffer",
+        }
+    }
 }
 
 /// What to write: the saver is chosen by suffix; options are the few we set.
@@ -200,6 +279,15 @@ pub enum Saver {
     Jpeg { quality: i32 },
     Webp { quality: i32 },
     Avif { quality: i32 },
+}
+
+/// How a loaded image will be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Any order (the image may be turned, cropped, read twice).
+    Random,
+    /// Once, top to bottom.
+    Sequential,
 }
 
 /// A libvips image. `'buf` ties images that still read lazily from an input buffer to that
@@ -243,6 +331,32 @@ fn interesting(cover: bool) -> c_int {
     strategy as c_int
 }
 
+/// A call to `vips_thumbnail_buffer` or `vips_thumbnail_image` (its leading arguments given)
+/// with the options every thumbnail of ours takes: fit `width` x `height`, never upscaling,
+/// crop for `cover`, perceptual intent and, when `profile` is not NULL, export to sRGB; extra
+/// name/value options go before those.
+macro_rules! thumbnail_call {
+    ($function:path, ($($lead:expr),+), ($width:expr, $height:expr, $cover:expr, $profile:expr)
+     $(, $name:expr, $value:expr)*) => {
+        $function(
+            $($lead,)+
+            $width,
+            c"height".as_ptr(),
+            $height,
+            c"size".as_ptr(),
+            ffi::VipsSize_VIPS_SIZE_DOWN as c_int,
+            c"crop".as_ptr(),
+            interesting($cover),
+            $($name, $value,)*
+            c"intent".as_ptr(),
+            ffi::VipsIntent_VIPS_INTENT_PERCEPTUAL as c_int,
+            $profile,
+            c"srgb".as_ptr(),
+            ptr::null::<c_char>(),
+        )
+    };
+}
+
 /// Wrap the out-pointer of a libvips call that returned `status`.
 fn wrap<'b>(status: c_int, out: *mut ffi::VipsImage) -> Result<Image<'b>> {
     match NonNull::new(out) {
@@ -260,31 +374,21 @@ fn wrap<'b>(status: c_int, out: *mut ffi::VipsImage) -> Result<Image<'b>> {
 }
 
 impl<'buf> Image<'buf> {
-    /// Open an image lazily: only the header is read, so this is cheap even for a file that
-    /// declares billions of pixels. Used to check limits before any decoding.
-    pub fn header(bytes: &'buf [u8]) -> Result<Image<'buf>> {
-        init();
-        // SAFETY: the slice outlives the image (lifetime 'buf); the option list is NULL-terminated.
-        let out = unsafe {
-            ffi::vips_image_new_from_buffer(
-                bytes.as_ptr().cast(),
-                bytes.len() as ffi::size_t,
-                c"".as_ptr(),
-                c"access".as_ptr(),
-                ffi::VipsAccess_VIPS_ACCESS_SEQUENTIAL as c_int,
-                ptr::null::<c_char>(),
-            )
-        };
-        wrap(0, out)
+    /// Open an image lazily with `loader`: only the header is read, so this is cheap even for
+    /// a file that declares billions of pixels. Used to check limits before any decoding.
+    pub fn header(bytes: &'buf [u8], loader: Loader) -> Result<Image<'buf>> {
+        Self::load(bytes, loader, Access::Sequential, 1)
     }
 
     /// Decode with shrink-on-load to fit inside `width` x `height` (never upscaling), with EXIF
     /// orientation applied; with `cover`, fill the box and crop the overflow (attention
     /// strategy). With `icc`, colour goes through the embedded ICC profile to sRGB; without,
     /// the pixels are taken as sRGB already (what an image without a profile means), which
-    /// saves a colour-management round trip that costs ~8% of a render.
+    /// saves a colour-management round trip that costs ~8% of a render. `loader` is the one our
+    /// signature check chose; libvips must have used it.
     pub fn thumbnail(
         bytes: &'buf [u8],
+        loader: Loader,
         width: i32,
         height: i32,
         cover: bool,
@@ -299,71 +403,117 @@ impl<'buf> Image<'buf> {
         } else {
             ptr::null()
         };
+        // libvips' thumbnail takes a TIFF's later pages for smaller levels of a pyramid when
+        // their sizes fit, and reads one of them instead: a half-size second page (a scan's
+        // preview, another picture) came out in place of the first. An upload is its first
+        // page: read that alone (TIFF has no shrink-on-load to lose, beyond pyramids).
+        if loader == Loader::Tiff
+            && Self::header(bytes, loader)?
+                .get_int("n-pages")
+                .is_some_and(|pages| pages > 1)
+        {
+            let page = Self::load(bytes, loader, Access::Sequential, 1)?;
+            // SAFETY: valid input image; the option list is NULL-terminated.
+            let status = unsafe {
+                thumbnail_call!(
+                    ffi::vips_thumbnail_image,
+                    (page.raw(), &mut out),
+                    (width, height, cover, export_profile)
+                )
+            };
+            return wrap(status, out);
+        }
         // SAFETY: the slice outlives the image (lifetime 'buf) and libvips never writes through
         // the pointer; the option list is NULL-terminated. `fail_on` must reach the loader
         // through `option_string`: thumbnail_buffer ignores its own fail_on argument, and a
         // truncated JPEG would otherwise render half grey.
         let status = unsafe {
-            ffi::vips_thumbnail_buffer(
-                bytes.as_ptr() as *mut c_void,
-                bytes.len() as ffi::size_t,
-                &mut out,
-                width,
-                c"height".as_ptr(),
-                height,
-                c"size".as_ptr(),
-                ffi::VipsSize_VIPS_SIZE_DOWN as c_int,
-                c"crop".as_ptr(),
-                interesting(cover),
+            thumbnail_call!(
+                ffi::vips_thumbnail_buffer,
+                (
+                    bytes.as_ptr() as *mut c_void,
+                    bytes.len() as ffi::size_t,
+                    &mut out
+                ),
+                (width, height, cover, export_profile),
                 c"option_string".as_ptr(),
-                c"fail_on=error".as_ptr(),
-                c"intent".as_ptr(),
-                ffi::VipsIntent_VIPS_INTENT_PERCEPTUAL as c_int,
-                export_profile,
-                c"srgb".as_ptr(),
-                ptr::null::<c_char>(),
+                c"fail_on=error".as_ptr()
             )
         };
-        wrap(status, out)
+        let image = wrap(status, out)?;
+        // thumbnail_buffer picks its loader from the bytes itself; they passed our signature
+        // check, so it must be the one that check chose, or the bytes are not what they seem.
+        match image.get_string("vips-loader") {
+            Some(used) if used != loader.name() => Err(VipsError(format!(
+                "the file is not the format its first bytes say; libvips read it with {used}"
+            ))),
+            _ => Ok(image),
+        }
     }
 
-    /// Open an image for a full decode that fails on the first error (a truncated file is an
-    /// error, not a half-grey picture). Pixels are read when an operation needs them.
+    /// Open any image libvips can read, letting libvips pick the loader from the bytes: for
+    /// reading back our own renditions (tests, tools), never for uploads (see `Loader`).
     pub fn decode(bytes: &'buf [u8]) -> Result<Image<'buf>> {
-        Self::decode_with(bytes, c"fail_on=error")
-    }
-
-    /// Like `decode`, for a JPEG, letting libjpeg shrink by 2, 4 or 8 while decoding: far less
-    /// work and memory than decoding at full size.
-    pub fn decode_jpeg_shrunk(bytes: &'buf [u8], shrink: u32) -> Result<Image<'buf>> {
-        let options = match shrink {
-            8.. => c"fail_on=error,shrink=8",
-            4..=7 => c"fail_on=error,shrink=4",
-            2 | 3 => c"fail_on=error,shrink=2",
-            _ => c"fail_on=error",
-        };
-        Self::decode_with(bytes, options)
-    }
-
-    /// Like `decode`, for reading once from top to bottom (no random access): a large
-    /// strip-based TIFF then streams through a shrink instead of being held whole.
-    pub fn decode_sequential(bytes: &'buf [u8]) -> Result<Image<'buf>> {
-        Self::decode_with(bytes, c"fail_on=error,access=sequential")
-    }
-
-    fn decode_with(bytes: &'buf [u8], options: &CStr) -> Result<Image<'buf>> {
         init();
-        forget_warning();
         // SAFETY: the slice outlives the image (lifetime 'buf); the option list is NULL-terminated.
         let out = unsafe {
             ffi::vips_image_new_from_buffer(
                 bytes.as_ptr().cast(),
                 bytes.len() as ffi::size_t,
-                options.as_ptr(),
+                c"fail_on=error".as_ptr(),
                 ptr::null::<c_char>(),
             )
         };
         wrap(0, out)
+    }
+
+    /// Open an image with `loader` for a decode that fails on the first error (a truncated
+    /// file is an error, not a half-grey picture); pixels are read when an operation needs
+    /// them. `Access::Sequential` reads once from top to bottom: a large strip-based TIFF then
+    /// streams through a shrink instead of being held whole. A JPEG `shrink` of 2, 4 or 8
+    /// lets libjpeg shrink while decoding: far less work and memory than full size.
+    pub fn load(
+        bytes: &'buf [u8],
+        loader: Loader,
+        access: Access,
+        shrink: u32,
+    ) -> Result<Image<'buf>> {
+        init();
+        forget_warning();
+        let access = match access {
+            Access::Random => ffi::VipsAccess_VIPS_ACCESS_RANDOM,
+            Access::Sequential => ffi::VipsAccess_VIPS_ACCESS_SEQUENTIAL,
+        } as c_int;
+        // Only libjpeg shrinks while decoding; a NULL option name ends the list early.
+        let shrink_option = if loader == Loader::Jpeg && shrink > 1 {
+            c"shrink".as_ptr()
+        } else {
+            ptr::null()
+        };
+        let shrink = match shrink {
+            8.. => 8,
+            4..=7 => 4,
+            2 | 3 => 2,
+            _ => 1,
+        };
+        let mut out: *mut ffi::VipsImage = ptr::null_mut();
+        // SAFETY: the slice outlives the image (lifetime 'buf) and libvips never writes through
+        // the pointer; the option list is NULL-terminated.
+        let status = unsafe {
+            (loader.function())(
+                bytes.as_ptr() as *mut c_void,
+                bytes.len() as ffi::size_t,
+                &mut out,
+                c"access".as_ptr(),
+                access,
+                c"fail_on".as_ptr(),
+                ffi::VipsFailOn_VIPS_FAIL_ON_ERROR as c_int,
+                shrink_option,
+                shrink as c_int,
+                ptr::null::<c_char>(),
+            )
+        };
+        wrap(status, out)
     }
 
     /// Convert to sRGB through the embedded ICC profile (or libvips' built-in CMYK profile when
@@ -471,6 +621,95 @@ impl<'buf> Image<'buf> {
         let format = unsafe { ffi::vips_image_get_format(self.raw()) };
         format != ffi::VipsBandFormat_VIPS_FORMAT_UCHAR
             && format != ffi::VipsBandFormat_VIPS_FORMAT_CHAR
+    }
+
+    /// True for 32-bit integer, float or double pixels: unlike 8 and 16 bits, no colour space
+    /// says how their values map to 8 bits (scientific and HDR TIFFs use any range).
+    pub fn is_wide(&self) -> bool {
+        // SAFETY: reads a field of a live image.
+        let format = unsafe { ffi::vips_image_get_format(self.raw()) };
+        [
+            ffi::VipsBandFormat_VIPS_FORMAT_INT,
+            ffi::VipsBandFormat_VIPS_FORMAT_UINT,
+            ffi::VipsBandFormat_VIPS_FORMAT_FLOAT,
+            ffi::VipsBandFormat_VIPS_FORMAT_DOUBLE,
+        ]
+        .contains(&format)
+    }
+
+    /// 32-bit integer or float pixels (`is_wide`) brought to 8 bits the way libvips' own
+    /// `vips scale` shows them: from the darkest value to the brightest, linearly; values
+    /// already within 0..1 (float) or 0..255 are kept on that scale instead of stretched, so a
+    /// plain picture stored wide is not brightened. The result is B_W or sRGB by band count.
+    /// Reads the pixels three times, so call it on a shrunk image: it is held in memory first.
+    pub fn wide_to_8bit(&self) -> Result<Image<'buf>> {
+        let whole = self.copy_memory()?;
+        let (mut min, mut max) = (0f64, 0f64);
+        // SAFETY: valid input; each writes one double; NULL-terminated option lists.
+        let status = unsafe {
+            ffi::vips_min(whole.raw(), &mut min, ptr::null::<c_char>())
+                | ffi::vips_max(whole.raw(), &mut max, ptr::null::<c_char>())
+        };
+        if status != 0 {
+            return Err(VipsError(take_error()));
+        }
+        // SAFETY: reads a field of a live image.
+        let format = unsafe { ffi::vips_image_get_format(whole.raw()) };
+        let float = format == ffi::VipsBandFormat_VIPS_FORMAT_FLOAT
+            || format == ffi::VipsBandFormat_VIPS_FORMAT_DOUBLE;
+        let (scale, offset) = if float && min >= 0.0 && max <= 1.0 {
+            (255.0, 0.0)
+        } else if min >= 0.0 && max <= 255.0 {
+            (1.0, 0.0)
+        } else if max > min {
+            (255.0 / (max - min), -min * 255.0 / (max - min))
+        } else {
+            (0.0, 0.0) // one value everywhere: black
+        };
+        let mut linear = ptr::null_mut();
+        // SAFETY: valid input; NULL-terminated option list.
+        let linear = wrap(
+            unsafe {
+                ffi::vips_linear1(
+                    whole.raw(),
+                    &mut linear,
+                    scale,
+                    offset,
+                    ptr::null::<c_char>(),
+                )
+            },
+            linear,
+        )?;
+        let mut uchar = ptr::null_mut();
+        // SAFETY: valid input; NULL-terminated option list.
+        let uchar = wrap(
+            unsafe {
+                ffi::vips_cast(
+                    linear.raw(),
+                    &mut uchar,
+                    ffi::VipsBandFormat_VIPS_FORMAT_UCHAR,
+                    ptr::null::<c_char>(),
+                )
+            },
+            uchar,
+        )?;
+        let space = if uchar.bands() < 3 {
+            ffi::VipsInterpretation_VIPS_INTERPRETATION_B_W
+        } else {
+            ffi::VipsInterpretation_VIPS_INTERPRETATION_sRGB
+        };
+        let mut out = ptr::null_mut();
+        // SAFETY: valid input; NULL-terminated option list.
+        let status = unsafe {
+            ffi::vips_copy(
+                uchar.raw(),
+                &mut out,
+                c"interpretation".as_ptr(),
+                space as c_int,
+                ptr::null::<c_char>(),
+            )
+        };
+        wrap(status, out)
     }
 
     /// True when the pixels are one-band (plus alpha) greyscale.
@@ -799,18 +1038,23 @@ mod tests {
     }
 
     #[test]
-    fn find_loader_rejects_text() {
-        assert_eq!(find_loader(b"hello, I am not an image"), None);
-    }
-
-    #[test]
     fn header_error_carries_libvips_message() {
-        let err = Image::header(b"GIF89a")
+        let err = Image::header(b"GIF89a", Loader::Gif)
             .err()
             .expect("a bare GIF signature must not open");
         // libvips' own words about the file, not our stand-in for "no message".
         assert_ne!(err.0, NO_MESSAGE);
         assert!(err.0.contains("GIF"), "{}", err.0);
+    }
+
+    #[test]
+    fn thumbnail_refuses_bytes_its_loader_was_not_chosen_for() {
+        let png = include_bytes!("../render/probe.png");
+        assert!(Image::thumbnail(png, Loader::Png, 8, 8, false, false).is_ok());
+        let err = Image::thumbnail(png, Loader::Jpeg, 8, 8, false, false)
+            .err()
+            .expect("a PNG must not pass as a JPEG");
+        assert!(err.0.contains("pngload_buffer"), "{}", err.0);
     }
 
     #[test]
@@ -822,7 +1066,7 @@ mod tests {
         for byte in &mut png[idat + 40..idat + 60] {
             *byte ^= 0x5a;
         }
-        let err = Image::decode(&png)
+        let err = Image::load(&png, Loader::Png, Access::Random, 1)
             .and_then(|i| i.copy_memory())
             .err()
             .expect("damaged pixels must not decode");
