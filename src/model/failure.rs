@@ -56,6 +56,7 @@ mod tests {
                     height: 1,
                     cmyk: false,
                     icc: false,
+                    wide: false,
                 },
                 source_bytes: 1,
                 placeholder: String::new(),
