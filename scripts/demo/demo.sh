@@ -136,16 +136,24 @@ run dlq "$bin" dlq --dlq-url "$DLQ_URL"
 deleted="uploads/meadow.webp"
 echo "== step 3: deleting s3://$INPUT_BUCKET/$deleted (its ObjectRemoved event makes the worker delete its outputs)"
 $py - "$deleted" "$timeout" <<'EOF'
-import os, sys, time, boto3
+import json, os, sys, time, boto3
 s3, key, timeout = boto3.client("s3"), sys.argv[1], float(sys.argv[2])
 s3.delete_object(Bucket=os.environ["INPUT_BUCKET"], Key=key)
 manifest = "thumbnails/" + key[len("uploads/"):] + "/manifest.json"
+
+
+def tombstone():
+    # A deletion replaces the manifest with a tombstone (never deletes it: see README's state table).
+    body = s3.get_object(Bucket=os.environ["OUTPUT_BUCKET"], Key=manifest)["Body"].read()
+    return "deleted" in json.loads(body)
+
+
 deadline = time.monotonic() + timeout
-while s3.list_objects_v2(Bucket=os.environ["OUTPUT_BUCKET"], Prefix=manifest).get("KeyCount", 0):
+while not tombstone():
     if time.monotonic() > deadline:
-        sys.exit(f"!! {manifest} still there after {timeout:.0f}s")
+        sys.exit(f"!! {manifest} still describes the deleted upload after {timeout:.0f}s")
     time.sleep(0.5)
-print(f"   {manifest} is gone")
+print(f"   {manifest} is a tombstone now; the page checks the renditions are gone")
 EOF
 
 echo "== step 4: the cause fixed (the worker restarted with the default MAX_INPUT_BYTES), the too_large dead letters redriven"

@@ -10,7 +10,7 @@ and its ThumbHash placeholder decoded into a small PNG, or, for a dead-lettered 
 ErrorKind and ErrorMessage. Each card says how the upload got there: backfilled (named by
 --backfilled), redriven (dead-lettered in the --before snapshot, rendered now), rendered (from
 its own S3 event) or dead-lettered; a --deleted key's card lists what its manifest in the
-snapshot named and checks each object is gone now. Files are downloaded into OUT/ and
+snapshot named and checks each is gone now, and that its manifest.json is a tombstone. Files are downloaded into OUT/ and
 referenced relatively; the page loads nothing from the network. Exit 1 when an upload is
 unaccounted for or a deleted original left something behind.
 """
@@ -93,7 +93,7 @@ BADGE_TEXT = {  # in the order of the demo's story
     "rendered": "rendered from its own S3 event",
     "redriven": "dead-lettered first, then moved back by <code>thumbs dlq redrive</code> after its cause was fixed",
     "dead-lettered": "in the dead-letter queue with its reason",
-    "deleted": "original deleted; the worker (<code>SYNC_DELETES=true</code>) removed its outputs",
+    "deleted": "original deleted; the worker (<code>SYNC_DELETES=true</code>) removed its renditions and left a tombstone",
 }
 
 
@@ -189,9 +189,19 @@ def deleted_card(s3, a, key, before):
         return (f'<div class="card dead"><h2>{html.escape(key)}</h2><p class="kind">deleted, but the snapshot '
                 "has no manifest for it: nothing to check</p></div>"), [key]
     folder = a.output_prefix + key[len(a.input_prefix):] + "/"
-    objects = [(a.input_bucket, key), (a.output_bucket, folder + "manifest.json")]
-    objects += [(a.output_bucket, r["key"]) for r in manifest.get("renditions", [])]
     rows, left = [], []
+    # The manifest stays, as a tombstone recording the deletion (a plain DELETE could race a re-upload).
+    tomb = folder + "manifest.json"
+    try:
+        body = json.loads(s3.get_object(Bucket=a.output_bucket, Key=tomb)["Body"].read())
+    except s3.exceptions.NoSuchKey:
+        body = {}
+    if "deleted" not in body:
+        left.append(f"s3://{a.output_bucket}/{tomb} (not a tombstone)")
+    state = "a tombstone now" if "deleted" in body else '<span class="kind">NOT A TOMBSTONE</span>'
+    rows.append(f"<li><code>s3://{html.escape(a.output_bucket)}/{html.escape(tomb)}</code> &middot; {state}</li>")
+    objects = [(a.input_bucket, key)]
+    objects += [(a.output_bucket, r["key"]) for r in manifest.get("renditions", [])]
     for bucket, k in objects:
         there = exists(s3, bucket, k)
         if there:
