@@ -1,8 +1,9 @@
-"""Benchmark driver: thumbs vs Node.js/sharp vs vipsthumbnail on the same job.
+"""Benchmark driver: thumbs vs Node.js/sharp vs vipsthumbnail vs the floor on the same job.
 
 Job: three presets (thumb 150x150 cover/attention, small 480 wide, large 1080 wide, never
 upscale), WebP q=80. Every contender runs the same files in the same round, in turn
-(A B C A B C ...), so machine drift cancels in the pair-by-pair ratios.
+(A B C A B C ...), so machine drift cancels in the pair-by-pair ratios. The output bytes of
+every round are recorded per contender (the comparison holds at equal output bytes).
 Writes results JSON (see --out); bench/report.py turns it into docs/benchmarks/.
 """
 
@@ -34,9 +35,18 @@ THUMBS = ROOT / "target/release/thumbs"
 # libvips can be chosen by measurement. --libvips-releases changes the list.
 LIBVIPS_RELEASES = "trixie,sid"
 RELEASES = {}  # release -> libvips version, filled by main()
+ROOTS = {}  # release -> its library root (scripts/setup/libvips-root.sh)
+ONLY = set()  # --contenders: run only these (all when empty)
 # sharp 0.35 (prebuilt libvips 8.18) beside the pinned 0.34.5 (8.17.3), when installed (it needs
 # Node >= 20.9; scripts/bench/bench.sh installs it when the Node here is new enough).
 SHARP_NEXT = ROOT / "bench/sharp-0.35/node_modules/sharp"
+# The Lambda layer's libvips (scripts/build/dist.sh builds the layer from this release's root):
+# thumbs, sharp built from source against it (bench/sharp-global) and the floor (bench/floor.c)
+# all run on it through scripts/setup/libvips-run.sh; scripts/bench/layer-contenders.sh builds
+# the last two.
+LAYER_RELEASE = "trixie"
+SHARP_LAYER = ROOT / "bench/sharp-global/node_modules/sharp"
+FLOOR = ROOT / "target/bench-results/floor"
 VIPSTHUMBNAIL_SIZES = {"thumb": ["-s", "150x150>", "-m", "attention"],
                        "small": ["-s", "480x>"], "large": ["-s", "1080x>"]}
 
@@ -104,9 +114,17 @@ class ThumbsPerPreset(Thumbs):
 
 
 class Sharp(Contender):
+    """bench/sharp-render.js, `way` original (one pipeline per preset) or once (one decode,
+    raw pixels, presets derived)."""
+
+    def __init__(self, name, prefix, env, way="original"):
+        super().__init__(name, prefix, env)
+        self.way = way
+
     def batch(self, files, parallel, out):
-        cmd = self.prefix + ["node", str(ROOT / "bench/sharp-render.js"), "--out", out,
-                             "--parallel", str(parallel)] + files
+        # The full path: scripts/setup/libvips-run.sh runs it through a loader, without PATH.
+        cmd = self.prefix + [shutil.which("node") or "node", str(ROOT / "bench/sharp-render.js"),
+                             "--out", out, "--parallel", str(parallel), "--way", self.way] + files
         wall, stdout, err, rc, rss = timed(cmd, self.env)
         ms, errors = [], {}
         for line in stdout.splitlines():
@@ -118,6 +136,27 @@ class Sharp(Contender):
         if rc != 0:
             errors["(process)"] = err.strip()[-300:]
         return wall, ms, errors, rss
+
+
+class Floor(Contender):
+    """bench/floor.c: per image, the decode at the needed scale plus the three encodes, timed in
+    the process; what lies between is done untimed. Its wall is therefore the timed work, not
+    the process's: the sum of the per-image times over `parallel` images at a time."""
+
+    def batch(self, files, parallel, out):
+        cmd = self.prefix + [str(FLOOR), "--out", out, "--parallel", str(parallel)] + files
+        _, stdout, err, rc, rss = timed(cmd, self.env)
+        ms, errors, self.parts = [], {}, {}
+        for line in stdout.splitlines():
+            r = json.loads(line)
+            if "ms" in r:
+                ms.append((r["file"], r["ms"]))
+                self.parts[r["file"]] = {"decode_ms": r["decode_ms"], "encode_ms": r["encode_ms"]}
+            elif "error" in r:
+                errors[r["file"]] = r["error"]
+        if rc != 0:
+            errors["(process)"] = err.strip()[-300:]
+        return sum(t for _, t in ms) / parallel / 1000, ms, errors, rss
 
 
 class VipsThumbnail(Contender):
@@ -152,7 +191,8 @@ def libvips_releases(names):
     for rel in filter(None, names.split(",")):
         root = subprocess.run([str(ROOT / "scripts/setup/libvips-root.sh"), rel], check=True, cwd=ROOT,
                               stdout=subprocess.PIPE, text=True).stdout.strip()
-        m = re.search(r"^libvips42t64_([^-_]+)", Path(root, ".packages").read_text(), re.M)
+        ROOTS[rel] = root
+        m = re.search(r"^libvips42t64[=_]([^-_]+)", Path(root, ".packages").read_text(), re.M)
         out[rel] = m.group(1) if m else "?"
     return out
 
@@ -165,16 +205,44 @@ def contenders(one_core):
     if one_core:
         env["VIPS_CONCURRENCY"] = "1"
         prefix = ["taskset", "-c", "0"]
-    cs = [Thumbs("thumbs", prefix, env),
-          ThumbsPerPreset("thumbs per-preset", prefix, env),
-          Sharp("sharp", prefix, env),
-          VipsThumbnail("vipsthumbnail", prefix, env)]
-    run = str(ROOT / "scripts/setup/libvips-run.sh")
+    def on(rel):
+        """The prefix running a program on `rel`'s libvips, its root already known."""
+        return prefix + ["env", f"LIBVIPS_ROOT={ROOTS[rel]}",
+                         str(ROOT / "scripts/setup/libvips-run.sh"), rel]
+    layer = on(LAYER_RELEASE)
+    cs = [Thumbs("thumbs", prefix, env)]
     for rel, version in RELEASES.items():
-        cs.append(Thumbs(f"thumbs, libvips {version}", prefix + [run, rel], env))
+        cs.append(Thumbs(f"thumbs, libvips {version}", on(rel), env))
+    # The contenders the goals are measured against, on the layer's libvips.
+    if SHARP_LAYER.exists():
+        v = layer_libvips()
+        sharp_env = dict(env, SHARP_MODULE=str(SHARP_LAYER))
+        cs.append(Sharp(f"sharp, libvips {v}", layer, sharp_env))
+        cs.append(Sharp(f"sharp decode-once, libvips {v}", layer, sharp_env, "once"))
+    if FLOOR.exists():
+        cs.append(Floor(f"floor, libvips {layer_libvips()}", layer, env))
+    cs += [Sharp("sharp", prefix, env),
+           Sharp("sharp decode-once", prefix, env, "once"),
+           ThumbsPerPreset("thumbs per-preset", prefix, env),
+           VipsThumbnail("vipsthumbnail", prefix, env)]
     if SHARP_NEXT.exists():
         cs.append(Sharp("sharp 0.35", prefix, dict(env, SHARP_MODULE=str(SHARP_NEXT))))
+    if ONLY:
+        cs = [c for c in cs if c.name in ONLY]
     return cs
+
+
+def layer_libvips():
+    """The libvips version of the layer's release (its root is made on first use)."""
+    if LAYER_RELEASE not in RELEASES:
+        RELEASES.update(libvips_releases(LAYER_RELEASE))
+    return RELEASES[LAYER_RELEASE]
+
+
+def output_bytes(out):
+    """(bytes, count) of the WebP renditions a batch wrote under `out`."""
+    files = [p for p in Path(out).rglob("*.webp") if p.is_file()]
+    return sum(p.stat().st_size for p in files), len(files)
 
 
 def interleaved(cs, files, parallel, rounds, scratch):
@@ -184,10 +252,14 @@ def interleaved(cs, files, parallel, rounds, scratch):
         for c in cs:
             out = tempfile.mkdtemp(dir=scratch)
             wall, ms, errors, rss = c.batch(files, parallel, out)
+            out_bytes, renditions = output_bytes(out)
             shutil.rmtree(out)
-            res[c.name].append({"wall_s": wall, "ms": ms, "errors": errors, "peak_rss_kib": rss})
-            print(f"  round {r + 1}/{rounds} {c.name:26} {wall:7.2f} s  {len(ms)} ok "
-                  f"{len(errors)} failed  peak {rss / 1024:.0f} MiB", file=sys.stderr, flush=True)
+            res[c.name].append({"wall_s": wall, "ms": ms, "errors": errors, "peak_rss_kib": rss,
+                                "out_bytes": out_bytes, "renditions": renditions,
+                                **({"parts": c.parts} if isinstance(c, Floor) else {})})
+            print(f"  round {r + 1}/{rounds} {c.name:34} {wall:7.2f} s  {len(ms)} ok "
+                  f"{len(errors)} failed  {out_bytes:,} bytes in {renditions} renditions  "
+                  f"peak {rss / 1024:.0f} MiB", file=sys.stderr, flush=True)
     return res
 
 
@@ -401,6 +473,11 @@ def versions():
         return out(["node", "-e", f"const v=require({json.dumps(module)}).versions;"
                     "console.log(`sharp ${v.sharp}, libvips ${v.vips}`)"], ROOT / "bench")
     sharp = sharp_version("sharp")
+    layer = None
+    if SHARP_LAYER.exists():
+        layer = out(["scripts/setup/libvips-run.sh", LAYER_RELEASE, shutil.which("node") or "node",
+                     "-e", f"const v=require({json.dumps(str(SHARP_LAYER))}).versions;"
+                     "console.log(`sharp ${v.sharp}, libvips ${v.vips}`)"])
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
                 if line.startswith("model name")), platform.processor())
     mem = next(line.split(":", 1)[1].strip() for line in open("/proc/meminfo")
@@ -410,6 +487,8 @@ def versions():
             "node": out(["node", "--version"]), "sharp": sharp,
             "sharp_next": sharp_version(str(SHARP_NEXT)) if SHARP_NEXT.exists() else None,
             "libvips_releases": dict(RELEASES),
+            "layer": {"release": LAYER_RELEASE, "libvips": RELEASES.get(LAYER_RELEASE),
+                      "sharp": layer, "floor": FLOOR.exists()},
             "vipsthumbnail": out(["vipsthumbnail", "--vips-version"]) or out(["vips", "--version"]),
             "thumbs": out([str(THUMBS), "--version"]),
             "thumbs_binary": str(THUMBS.relative_to(ROOT) if THUMBS.is_relative_to(ROOT) else THUMBS),
@@ -421,26 +500,35 @@ def versions():
 
 
 def main():
-    global THUMBS, RELEASES
+    global THUMBS, RELEASES, ONLY
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--corpus", default=str(ROOT / "target/bench-corpus"))
     ap.add_argument("--out", default=str(ROOT / "target/bench-results/results.json"))
-    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds over the corpus")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds over the corpus")
     ap.add_argument("--modes", default="one_core,all_cores",
                     help="throughput modes to run (comma-separated: one_core, all_cores)")
-    ap.add_argument("--single-rounds", type=int, default=5, help="0 leaves the section out")
+    ap.add_argument("--single-rounds", type=int, default=3, help="0 leaves the section out")
     ap.add_argument("--single-repeat", type=int, default=3, help="images per process per round")
     ap.add_argument("--startup-trials", type=int, default=10)
     ap.add_argument("--thumbs", default=str(THUMBS), help="the thumbs binary to run")
     ap.add_argument("--libvips-releases", default=LIBVIPS_RELEASES,
                     help="Debian releases whose libvips thumbs also runs on (comma-separated; "
                     "empty: the host's only)")
+    ap.add_argument("--contenders", default="",
+                    help="only these contenders (comma-separated names as printed; default all)")
+    ap.add_argument("--files", default="",
+                    help="only the corpus files whose path (e.g. jpeg/sunset.jpg) contains one of "
+                    "these (comma-separated); for a quick check")
     args = ap.parse_args()
     THUMBS = Path(args.thumbs).resolve()
     RELEASES = libvips_releases(args.libvips_releases)
+    layer_libvips()
+    ONLY = set(filter(None, args.contenders.split(",")))
 
     corpus = Path(args.corpus)
     files = sorted(str(p) for p in corpus.glob("*/*") if p.is_file())
+    if args.files:
+        files = [f for f in files if any(k in f for k in args.files.split(","))]
     scratch = tempfile.mkdtemp(prefix="thumbs-bench-")
     results = {"versions": versions()}
     # Other work on the machine skews absolute times (interleaving protects the ratios only
@@ -453,7 +541,10 @@ def main():
     try:
         # Probe once: files any contender cannot render are reported and left out of timing.
         print("probe (one core)", file=sys.stderr)
+        t0 = time.monotonic()
         probe = interleaved(contenders(True), files, 1, 1, scratch)
+        results["probe"] = probe
+        results["section_s"] = {"probe": time.monotonic() - t0}
         failed = {c: r[0]["errors"] for c, r in probe.items() if r[0]["errors"]}
         common = [f for f in files if not any(f in e for e in failed.values())]
         results["probe_failures"] = failed
@@ -462,18 +553,24 @@ def main():
             if mode not in args.modes.split(","):
                 continue
             print(f"throughput {mode}: {len(common)} files x {args.rounds} rounds", file=sys.stderr)
+            t0 = time.monotonic()
             results[mode] = interleaved(contenders(one_core), common, par, args.rounds, scratch)
+            results["section_s"][mode] = time.monotonic() - t0
         results["single"] = {}
+        t0 = time.monotonic()
         for name in ("sunset", "elephants", "kleiber") if args.single_rounds else ():
             f = str(corpus / "jpeg" / f"{name}.jpg")
             print(f"single image {name}", file=sys.stderr)
             results["single"][name] = interleaved(contenders(True), [f] * args.single_repeat, 1,
                                                   args.single_rounds, scratch)
+        results["section_s"]["single"] = time.monotonic() - t0
         if args.startup_trials:
+            t0 = time.monotonic()
             print("start-up under a local Lambda Runtime API", file=sys.stderr)
             results["startup_layer_modules"] = list(LAYER_MODULES)
             results["startup"] = startup(args.startup_trials,
                                          ROOT / "tests/fixtures/landscape.jpg", scratch)
+            results["section_s"]["startup"] = time.monotonic() - t0
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         results["loadavg"]["end"] = Path("/proc/loadavg").read_text().split()[:3]

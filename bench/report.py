@@ -164,6 +164,116 @@ def svg_bars(bars, title, unit, y0):
     return parts, 40 + len(bars) * (bar_h + gap)
 
 
+# The goals against the best sharp pipeline and the floor, on the layer's libvips.
+GOAL_VS_SHARP = 1.5  # thumbs' throughput per core over sharp's decode-once pipeline, at least
+GOAL_VS_FLOOR = 1.2  # thumbs' time over the floor's, at most
+EQUAL_BYTES = 0.01  # output bytes within 1 % of thumbs' count as equal
+
+
+def layer_names(results):
+    """Names of (thumbs, sharp original, sharp decode-once, floor) on the layer's libvips, as
+    bench.py names them; None where the run has no such contender."""
+    lv = (results["versions"].get("layer") or {}).get("libvips")
+    modes = [results[m] for m in ("one_core", "all_cores", "probe") if m in results]
+    have = set().union(*(m.keys() for m in modes)) if modes else set()
+    names = (f"thumbs, libvips {lv}", f"sharp, libvips {lv}", f"sharp decode-once, libvips {lv}",
+             f"floor, libvips {lv}")
+    return tuple(n if n in have else None for n in names)
+
+
+def median_bytes(rounds):
+    return med([r["out_bytes"] for r in rounds if "out_bytes" in r])
+
+
+def layer_section(results):
+    """thumbs against the best sharp pipeline and the floor, all on the layer's libvips: the
+    issue-20 goals, with output bytes per contender."""
+    lay = results["versions"].get("layer") or {}
+    thumbs, sharp_orig, sharp_once, floor = layer_names(results)
+    L = [f"## Against the best sharp pipeline and the floor, on the layer's libvips "
+         f"({lay.get('libvips')})\n"]
+    if not thumbs or not (sharp_once or floor):
+        L.append("Not in this run (bench/sharp-global or the floor was not built: "
+                 "scripts/bench/layer-contenders.sh).\n")
+        return L
+    L.append(
+        f"All on Debian {lay.get('release')}'s libvips {lay.get('libvips')}, the library root "
+        "the Lambda layer is built from (each run through `scripts/setup/libvips-run.sh "
+        f"{lay.get('release')}`): **{thumbs}**; **{sharp_orig}**, the original's way (one "
+        f"pipeline per preset, three decodes); **{sharp_once}**, the best sharp pipeline: one "
+        "decode shrinking on load to the largest preset, the pixels kept raw, the presets derived "
+        "from them, the three encodes at once (bench/sharp-render.js `--way once`), both sharps "
+        f"being {lay.get('sharp')} built from source against that libvips (bench/sharp-global, "
+        f"scripts/bench/layer-contenders.sh); and **{floor}** (bench/floor.c): per image one "
+        "decode at the scale the largest preset needs (libjpeg's shrink-on-load or libwebp's "
+        "scaled decode, by libvips' own thumbnail rule) plus the three WebP encodes, nothing "
+        "else timed (colour, rotation, resizes and the crop are done untimed, the way thumbs "
+        "does them, so it encodes thumbs' own pictures). The floor's time is its timed work "
+        "summed per image (over the images at a time), not its process's wall time.\n")
+    L.append("| contender | one core: ms/image | time vs thumbs | all cores: images/s per core | "
+             "time vs thumbs | output bytes per round | bytes vs thumbs |")
+    L.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    modes = {m: throughput(results[m], results["versions"]["cores"] if m == "all_cores" else 1)
+             for m in ("one_core", "all_cores") if m in results}
+    src = results.get("one_core") or results.get("all_cores") or results["probe"]
+    tb = median_bytes(src[thumbs])
+    for n in (thumbs, sharp_orig, sharp_once, floor):
+        if not n:
+            continue
+        cells = []
+        for m, unit, digits in (("one_core", "ms_per_image", 0), ("all_cores", "per_core", 2)):
+            if m in modes:
+                a, base = modes[m][n], modes[m][thumbs]
+                cells += [f"{a[unit]:.{digits}f}", f"{a['wall'] / base['wall']:.2f}x"]
+            else:
+                cells += ["-", "-"]
+        b = median_bytes(src[n])
+        cells += [f"{b:,.0f}", f"{b / tb - 1:+.2%}"]
+        L.append(f"| {n} | " + " | ".join(cells) + " |")
+    L.append("")
+    L.append("Goals (issue 20):\n")
+    common = results["common_files"]
+    if sharp_once:
+        b = median_bytes(src[sharp_once]) / tb - 1
+        equal = abs(b) <= EQUAL_BYTES
+        for m in modes:
+            # One core: per-image times inside the process, summed (each process's start, ~1 s
+            # through libvips-run.sh, is left out); all cores: the rounds' wall times.
+            if m == "one_core":
+                rs = [x / y for x, y in zip(round_sums(results[m][sharp_once], common),
+                                            round_sums(results[m][thumbs], common)) if x and y]
+                how = f"per-image times inside the process, summed over the {len(common)} files"
+            else:
+                rs = [s_["wall_s"] / t["wall_s"]
+                      for s_, t in zip(results[m][sharp_once], results[m][thumbs])]
+                how = "wall time of each round, process starts included"
+            L.append(f"- Throughput per core >= {GOAL_VS_SHARP}x {sharp_once}, "
+                     f"{m.replace('_', ' ')} ({how}): **{med(rs):.2f}x** "
+                     f"({min(rs):.2f}-{max(rs):.2f} over {len(rs)} rounds; "
+                     f"{'met' if med(rs) >= GOAL_VS_SHARP and equal else 'missed'}); its output "
+                     f"bytes {b:+.2%} of thumbs' ({'equal' if equal else 'NOT equal'} within "
+                     f"{EQUAL_BYTES:.0%}).")
+    if floor and "one_core" in results:
+        t = round_sums(results["one_core"][thumbs], common)
+        f = round_sums(results["one_core"][floor], common)
+        rs = [a / b for a, b in zip(t, f) if a and b]
+        if rs:
+            L.append(f"- Within {GOAL_VS_FLOOR}x of the floor (one core; per-image times inside "
+                     f"the process, summed over the {len(common)} files): thumbs takes "
+                     f"**{med(rs):.2f}x** the floor's time ({min(rs):.2f}-{max(rs):.2f}; "
+                     f"{'met' if med(rs) <= GOAL_VS_FLOOR else 'missed'}).")
+        parts = [r.get("parts") or {} for r in results["one_core"][floor]]
+        parts = [p for p in parts if p]
+        if parts:
+            dec = med([sum(x["decode_ms"] for x in p.values()) for p in parts])
+            enc = med([sum(x["encode_ms"] for x in p.values()) for p in parts])
+            L.append(f"- The floor per round (one core): decode {dec:.0f} ms, three encodes "
+                     f"{enc:.0f} ms ({enc / (dec + enc):.0%} encoding). Where thumbs' time "
+                     "over it goes, preset by preset: `scripts/bench/profile.sh`.")
+    L.append("")
+    return L
+
+
 def versions_page(results, docs):
     """A run of the one-core mode alone (bench.py --modes one_core --single-rounds 0
     --startup-trials 0): the libvips versions page, README.md left as it is."""
@@ -183,6 +293,7 @@ def versions_page(results, docs):
         L.append(f"| {name} | {a['ms_per_image']:.0f} | {a['ratio']:.2f}x "
                  f"({a['ratio_lo']:.2f}-{a['ratio_hi']:.2f}) | {a['rss']:.0f} |")
     L.append("")
+    L += layer_section(results)
     L += versions_section(results)
     (docs / "libvips-versions.md").write_text("\n".join(L))
 
@@ -201,7 +312,7 @@ def main():
     mp = {c["file"].split("/")[-1].removesuffix(".jpg"): c for c in results["corpus"]}
 
     L = []
-    L.append("# Benchmark: thumbs vs Node.js/sharp vs vipsthumbnail\n")
+    L.append("# Benchmark: thumbs vs Node.js/sharp vs vipsthumbnail vs the floor\n")
     L.append(f"Run {v['date']} on {v['cpu']}, {v['cores']} cores, {v['memory']} RAM, "
              f"{v['os']}, kernel {v['kernel']}. thumbs at commit {v['thumbs_commit']} "
              f"({v['thumbs']}), Debian {v['vipsthumbnail']} (thumbs and vipsthumbnail), Node {v['node']}, "
@@ -227,7 +338,15 @@ def main():
              "`sharp(buffer).rotate().resize(...).webp({quality: 80})` once per preset "
              "(bench/sharp-render.js), one warm Node process.\n- **vipsthumbnail**: Debian's CLI "
              "once per preset (`-s 150x150> -m attention`, `-s 480x>`, `-s 1080x>`, "
-             "`[Q=80,strip]`), so three processes per image.\n")
+             "`[Q=80,strip]`), so three processes per image.\n- **sharp decode-once**: the best "
+             "sharp pipeline, what a sharp user who knows better writes: one decode shrinking on "
+             "load to the largest preset (`resize({width: 1080})`), `.raw()` pixels kept in memory, "
+             "the three presets derived from them and encoded at once (`--way once`).\n"
+             "- **..., libvips X**: the same on another libvips: thumbs through "
+             "`scripts/setup/libvips-run.sh RELEASE`; sharp and the floor on the Lambda layer's "
+             "libvips (see the section on the layer's libvips below).\n"
+             "- **floor**: bench/floor.c, only the decode at the needed scale and the three "
+             "encodes timed (see below).\n")
     L.append("One core: `taskset -c 0` and `VIPS_CONCURRENCY=1`, one image at a time. All cores: "
              f"{v['cores']} images at a time (`--jobs`/`--parallel`/parallel processes), libvips "
              "threads at their default. Rounds are interleaved (each contender in turn over the "
@@ -261,14 +380,21 @@ def main():
     L.append(f"{len(results['common_files'])} files per round, "
              f"{results['settings']['rounds']} rounds per mode.\n")
     L.append("| contender | one core: images/s | ms/image | time vs thumbs (min-max) | peak RSS MiB "
-             "| all cores: images/s per core | time vs thumbs (min-max) | peak RSS MiB |")
-    L.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+             "| all cores: images/s per core | time vs thumbs (min-max) | peak RSS MiB "
+             "| output bytes per round | bytes vs thumbs |")
+    L.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    base_bytes = median_bytes(results["one_core"]["thumbs"])
     for name in one:
         a, b = one[name], allc[name]
+        nb = median_bytes(results["one_core"][name])
         L.append(f"| {name} | {a['per_core']:.2f} | {a['ms_per_image']:.0f} | {a['ratio']:.2f}x "
                  f"({a['ratio_lo']:.2f}-{a['ratio_hi']:.2f}) | {a['rss']:.0f} | "
                  f"{b['per_core']:.2f} | {b['ratio']:.2f}x ({b['ratio_lo']:.2f}-{b['ratio_hi']:.2f})"
-                 f" | {b['rss']:.0f} |")
+                 f" | {b['rss']:.0f} | {nb:,.0f} | {nb / base_bytes - 1:+.2%} |")
+    L.append("")
+    L.append("The floor's figures are its timed work only (decode at the needed scale and three "
+             "encodes), not a process's wall time. Output bytes: the WebP renditions one round "
+             "wrote (median over the rounds).")
     L.append("")
 
     per_file = {n: {} for n in one}
@@ -289,6 +415,7 @@ def main():
              + ", ".join(f"{n} {jpeg_sum[n] / 1000:.1f} s ({jpeg_sum[n] / jpeg_sum['thumbs']:.2f}x "
                          "thumbs)" for n in per_file) + ".\n")
 
+    L += layer_section(results)
     if any(on_release(n) for n in results["one_core"]):
         L += versions_section(results)
 

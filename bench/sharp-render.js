@@ -1,7 +1,12 @@
-// The original system's approach as a benchmark contender: for each image, one
-// sharp(buffer).rotate().resize(...) pipeline per preset, WebP q=80, written to disk.
-// Usage: node sharp-render.js --out DIR [--parallel N] FILE...
-// SHARP_MODULE names another sharp install to load (bench/sharp-0.35: sharp 0.35, libvips 8.18).
+// sharp as a benchmark contender, two ways (WebP q=80, written to disk):
+//  --way original (the default): the original system's, one sharp(buffer).rotate().resize(...)
+//    pipeline per preset, so three decodes per image;
+//  --way once: what a sharp user who knows better writes: one decode, shrinking on load to the
+//    largest preset's size (sharp picks libjpeg's/libwebp's shrink as libvips' thumbnail does),
+//    the pixels kept raw in memory, and every preset derived from them, the three encodes at once.
+// Usage: node sharp-render.js --out DIR [--parallel N] [--way original|once] FILE...
+// SHARP_MODULE names another sharp install to load (bench/sharp-0.35: sharp 0.35, libvips 8.18;
+// bench/sharp-global: sharp built against the layer's libvips).
 // Prints one JSON line per image: {"file", "ms"} (read + 3 renditions + writes) or {"file", "error"}.
 'use strict';
 const fs = require('node:fs/promises');
@@ -17,15 +22,33 @@ const presets = {
   large: (img) => img.resize({ width: 1080, withoutEnlargement: true }),
 };
 
-async function renderOne(file, out) {
+// The largest preset, the one the others can be derived from.
+const LARGEST = 'large';
+
+const ways = {
+  async original(input, write) {
+    for (const [name, resize] of Object.entries(presets)) {
+      await write(name, await resize(sharp(input).rotate()).webp({ quality: 80 }).toBuffer());
+    }
+  },
+  async once(input, write) {
+    const { data, info } = await presets[LARGEST](sharp(input).rotate()).raw()
+      .toBuffer({ resolveWithObject: true });
+    const raw = { raw: { width: info.width, height: info.height, channels: info.channels } };
+    await Promise.all(Object.entries(presets).map(async ([name, resize]) => {
+      const pixels = sharp(data, raw);
+      const img = name === LARGEST ? pixels : resize(pixels);
+      await write(name, await img.webp({ quality: 80 }).toBuffer());
+    }));
+  },
+};
+
+async function renderOne(file, out, way) {
   const start = process.hrtime.bigint();
   const input = await fs.readFile(file);
   const dir = path.join(out, path.basename(file));
   await fs.mkdir(dir, { recursive: true });
-  for (const [name, resize] of Object.entries(presets)) {
-    const webp = await resize(sharp(input).rotate()).webp({ quality: 80 }).toBuffer();
-    await fs.writeFile(path.join(dir, `${name}.webp`), webp);
-  }
+  await way(input, (name, webp) => fs.writeFile(path.join(dir, `${name}.webp`), webp));
   return Number(process.hrtime.bigint() - start) / 1e6;
 }
 
@@ -33,14 +56,16 @@ async function main() {
   const args = process.argv.slice(2);
   let out = null;
   let parallel = 1;
+  let way = ways.original;
   const files = [];
   for (let i = 0; i < args.length; i++) {
     if (args[i] === '--out') out = args[++i];
     else if (args[i] === '--parallel') parallel = Number(args[++i]);
+    else if (args[i] === '--way') way = ways[args[++i]];
     else files.push(args[i]);
   }
-  if (!out || files.length === 0 || !(parallel >= 1)) {
-    console.error('usage: node sharp-render.js --out DIR [--parallel N] FILE...');
+  if (!out || files.length === 0 || !(parallel >= 1) || !way) {
+    console.error('usage: node sharp-render.js --out DIR [--parallel N] [--way original|once] FILE...');
     process.exit(2);
   }
   let next = 0;
@@ -48,7 +73,7 @@ async function main() {
     while (next < files.length) {
       const file = files[next++];
       try {
-        const ms = await renderOne(file, out);
+        const ms = await renderOne(file, out, way);
         process.stdout.write(JSON.stringify({ file, ms }) + '\n');
       } catch (err) {
         process.stdout.write(JSON.stringify({ file, error: String(err.message).replace(/\s+/g, ' ').slice(0, 300) }) + '\n');

@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
 # make bench: thumbs vs Node.js/sharp vs vipsthumbnail on a corpus of Debian wallpaper photos,
-# thumbs also on Debian 13's and unstable's libvips (library roots of scripts/setup/libvips-root.sh).
-# Installs what it needs (Debian packages, the pinned npm contender, the project venv for moto),
-# builds target/release/thumbs, runs bench/bench.py and writes docs/benchmarks/.
-# Extra arguments go to bench/bench.py (e.g. --rounds 1 --single-rounds 1 --startup-trials 2).
-# Takes about 25 minutes on 2 cores. Not part of make test.
+# thumbs also on Debian 13's and unstable's libvips (library roots of scripts/setup/libvips-root.sh),
+# and, on the Lambda layer's libvips (Debian 13's), against sharp built from source on it (the
+# original's way and the best sharp pipeline) and against the floor (bench/floor.c).
+# Installs what it needs (Debian packages, the pinned npm contenders, the project venv for moto),
+# builds target/release/thumbs and the layer's contenders, runs bench/bench.py and writes
+# docs/benchmarks/. Extra arguments go to bench/bench.py (e.g. --rounds 1 --single-rounds 1
+# --startup-trials 2; --contenders and --files for a quick check).
+# Takes about 25 minutes on 2 cores (estimate from the 2026-11-29 run's per-contender times for
+# 12 contenders, 3 rounds; bench.py prints each section's time and the report shows them).
+# Not part of make test.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 scripts/setup/apt.sh libvips-tools libimage-exiftool-perl libheif-examples util-linux python3 \
-  libvips-dev pkg-config
+  libvips-dev pkg-config gcc g++ make
 # Debian's nodejs/npm, unless a Node.js (e.g. NodeSource's, which bundles npm) is there already.
 command -v node >/dev/null || scripts/setup/apt.sh nodejs
 command -v npm >/dev/null || scripts/setup/apt.sh npm
+# node-gyp builds sharp against Node's own headers (no download here): Debian's are in libnode-dev.
+[ -f /usr/include/node/common.gypi ] || scripts/setup/apt.sh libnode-dev
 scripts/setup/venv.sh
 scripts/build/corpus.sh
 (cd bench && npm ci --no-audit --no-fund --loglevel=error)
@@ -21,6 +28,8 @@ if node -e 'const [a, b] = process.versions.node.split(".").map(Number); process
 else
   echo "bench: Node $(node --version) is older than 20.9: sharp 0.35 is left out" >&2
 fi
+# sharp from source and the floor, on the layer's libvips.
+scripts/bench/layer-contenders.sh
 # Build and snapshot the binary under the build lock: other engineers build in this work tree
 # too, and a rebuild during the run must not swap the binary between contenders' rounds.
 # The .commit file says which commit it was built from, "+dirty" if src/ or Cargo.* differed.
