@@ -514,8 +514,9 @@ def main():
     ap.add_argument("--libvips-releases", default=LIBVIPS_RELEASES,
                     help="Debian releases whose libvips thumbs also runs on (comma-separated; "
                     "empty: the host's only)")
-    ap.add_argument("--contenders", default="",
-                    help="only these contenders (comma-separated names as printed; default all)")
+    ap.add_argument("--contender", action="append", default=[],
+                    help="run only this contender (its name as printed, e.g. 'floor, libvips "
+                    "8.16.1'; repeat for more; default all)")
     ap.add_argument("--files", default="",
                     help="only the corpus files whose path (e.g. jpeg/sunset.jpg) contains one of "
                     "these (comma-separated); for a quick check")
@@ -523,7 +524,7 @@ def main():
     THUMBS = Path(args.thumbs).resolve()
     RELEASES = libvips_releases(args.libvips_releases)
     layer_libvips()
-    ONLY = set(filter(None, args.contenders.split(",")))
+    ONLY = set(args.contender)
 
     corpus = Path(args.corpus)
     files = sorted(str(p) for p in corpus.glob("*/*") if p.is_file())

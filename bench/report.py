@@ -149,10 +149,15 @@ def lambda_cost(ms_one_core, rss_mb, puts):
     return best, table, other
 
 
-def svg_bars(bars, title, unit, y0):
-    """Horizontal bars, one per (label, value), starting at y0; returns (elements, height)."""
-    w, left, bar_h, gap = 700, 210, 22, 8
-    top = max(v for _, v in bars) or 1
+CHART_WIDTH = 820
+
+
+def svg_bars(bars, title, unit, y0, goals=None):
+    """Horizontal bars, one per (label, value), starting at y0, with a red mark at the bar's goal
+    when `goals` {label: value} has one; returns (elements, height)."""
+    w, left, bar_h, gap = CHART_WIDTH, 300, 22, 8
+    goals = goals or {}
+    top = max([v for _, v in bars] + list(goals.values())) or 1
     parts = [f'<text x="10" y="{y0 + 20}" font-size="14" font-weight="bold">{title}</text>']
     for i, (label, v) in enumerate(bars):
         y = y0 + 34 + i * (bar_h + gap)
@@ -161,7 +166,20 @@ def svg_bars(bars, title, unit, y0):
         parts += [f'<text x="{left - 6}" y="{y + 15}" text-anchor="end">{label}</text>',
                   f'<rect x="{left}" y="{y}" width="{bw:.1f}" height="{bar_h}" fill="{colour}"/>',
                   f'<text x="{left + bw + 5:.1f}" y="{y + 15}">{v:.2f} {unit}</text>']
+        if label in goals:
+            gx = left + (w - left - 90) * goals[label] / top
+            parts.append(f'<line x1="{gx:.1f}" y1="{y - 3}" x2="{gx:.1f}" y2="{y + bar_h + 3}" '
+                         'stroke="#c00" stroke-width="2"/>')
     return parts, 40 + len(bars) * (bar_h + gap)
+
+
+def speed_over(results, other, thumbs):
+    """Per one-core round: `other`'s per-image times inside the process summed over the common
+    files, over thumbs' (how many times faster thumbs is)."""
+    common = results["common_files"]
+    mode = results["one_core"]
+    return [x / y for x, y in zip(round_sums(mode[other], common), round_sums(mode[thumbs], common))
+            if x and y]
 
 
 # The goals against the best sharp pipeline and the floor, on the layer's libvips.
@@ -240,8 +258,7 @@ def layer_section(results):
             # One core: per-image times inside the process, summed (each process's start, ~1 s
             # through libvips-run.sh, is left out); all cores: the rounds' wall times.
             if m == "one_core":
-                rs = [x / y for x, y in zip(round_sums(results[m][sharp_once], common),
-                                            round_sums(results[m][thumbs], common)) if x and y]
+                rs = speed_over(results, sharp_once, thumbs)
                 how = f"per-image times inside the process, summed over the {len(common)} files"
             else:
                 rs = [s_["wall_s"] / t["wall_s"]
@@ -254,9 +271,7 @@ def layer_section(results):
                      f"bytes {b:+.2%} of thumbs' ({'equal' if equal else 'NOT equal'} within "
                      f"{EQUAL_BYTES:.0%}).")
     if floor and "one_core" in results:
-        t = round_sums(results["one_core"][thumbs], common)
-        f = round_sums(results["one_core"][floor], common)
-        rs = [a / b for a, b in zip(t, f) if a and b]
+        rs = [1 / r for r in speed_over(results, floor, thumbs)]
         if rs:
             L.append(f"- Within {GOAL_VS_FLOOR}x of the floor (one core; per-image times inside "
                      f"the process, summed over the {len(common)} files): thumbs takes "
@@ -272,6 +287,16 @@ def layer_section(results):
                      "over it goes, preset by preset: `scripts/bench/profile.sh`.")
     L.append("")
     return L
+
+
+def run_time(results):
+    """One line: how long bench.py's sections took (the run's wall time, setup left out)."""
+    sec = results.get("section_s")
+    if not sec:
+        return []
+    return [f"bench.py took {sum(sec.values()) / 60:.1f} min: "
+            + ", ".join(f"{k.replace('_', ' ')} {v / 60:.1f}" for k, v in sec.items())
+            + " (setup and builds before it not counted).\n"]
 
 
 def versions_page(results, docs):
@@ -293,6 +318,7 @@ def versions_page(results, docs):
         L.append(f"| {name} | {a['ms_per_image']:.0f} | {a['ratio']:.2f}x "
                  f"({a['ratio_lo']:.2f}-{a['ratio_hi']:.2f}) | {a['rss']:.0f} |")
     L.append("")
+    L += run_time(results)
     L += layer_section(results)
     L += versions_section(results)
     (docs / "libvips-versions.md").write_text("\n".join(L))
@@ -322,6 +348,7 @@ def main():
         L.append(f"Load average (1/5/15 min) when the run started: {' / '.join(la['start'])}; "
                  f"when it ended: {' / '.join(la.get('end', ['?']))} (the machine is shared; "
                  "other work running at the same time slows every contender, unevenly).\n")
+    L += run_time(results)
     L.append("Reproduce: `make bench` (= `scripts/bench/bench.sh`: builds the corpus, installs the npm "
              "contender from bench/package-lock.json, builds target/release/thumbs, runs "
              "`bench/bench.py`, writes this page with `bench/report.py`). Raw figures: "
@@ -565,9 +592,18 @@ def main():
     first, h1 = svg_bars(bars, "Images per second per core (higher is better)", "img/s", 0)
     second, h2 = svg_bars([(n, s["rss_max"]) for n, s in singles["elephants"].items()],
                           "Peak RSS, 18 MP JPEG, one core (lower is better)", "MiB", h1)
+    thumbs, sharp_orig, sharp_once, floor = layer_names(results)
+    third, h3 = [], 0
+    if thumbs and (sharp_once or floor):
+        goals = {sharp_once: GOAL_VS_SHARP, floor: 1 / GOAL_VS_FLOOR}
+        layer = [(n, med(speed_over(results, n, thumbs))) for n in (sharp_orig, sharp_once, floor)
+                 if n]
+        third, h3 = svg_bars(layer, f"{thumbs}: speed over each, one core (red: the goal)", "x",
+                             h1 + h2, {n: g for n, g in goals.items() if n})
     (docs / "chart.svg").write_text(
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="700" height="{h1 + h2}" '
-        'font-family="sans-serif" font-size="12">\n' + "\n".join(first + second) + "\n</svg>\n")
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{CHART_WIDTH}" height="{h1 + h2 + h3}" '
+        'font-family="sans-serif" font-size="12">\n' + "\n".join(first + second + third)
+        + "\n</svg>\n")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@
 # Installs what it needs (Debian packages, the pinned npm contenders, the project venv for moto),
 # builds target/release/thumbs and the layer's contenders, runs bench/bench.py and writes
 # docs/benchmarks/. Extra arguments go to bench/bench.py (e.g. --rounds 1 --single-rounds 1
-# --startup-trials 2; --contenders and --files for a quick check).
+# --startup-trials 2; --contender and --files for a quick check).
 # Takes about 25 minutes on 2 cores (estimate from the 2026-11-29 run's per-contender times for
 # 12 contenders, 3 rounds; bench.py prints each section's time and the report shows them).
 # Not part of make test.
