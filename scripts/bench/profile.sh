@@ -8,7 +8,7 @@
 # in-process time per image; summary.txt puts the runs side by side with the floor's decode and
 # encode times (bench/floor.c) on the same files. perf samples time: run it at a quiet moment.
 # Usage: scripts/bench/profile.sh [FILE...]   (default: the corpus' 12 packaged JPEGs)
-# Takes about 2 minutes on the default files.
+# Takes about a minute on the default files (a quiet machine).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v perf >/dev/null || scripts/setup/apt.sh linux-perf
