@@ -209,6 +209,13 @@ def median_bytes(rounds):
     return med([r["out_bytes"] for r in rounds if "out_bytes" in r])
 
 
+def bytes_cells(n, base):
+    """Output bytes and their difference from `base` ("-" for runs from before they were kept)."""
+    if n != n or base != base:
+        return ["-", "-"]
+    return [f"{n:,.0f}", f"{n / base - 1:+.2%}"]
+
+
 def layer_section(results):
     """thumbs against the best sharp pipeline and the floor, all on the layer's libvips: the
     issue-20 goals, with output bytes per contender."""
@@ -251,8 +258,7 @@ def layer_section(results):
                 cells += [f"{a[unit]:.{digits}f}", f"{a['wall'] / base['wall']:.2f}x"]
             else:
                 cells += ["-", "-"]
-        b = median_bytes(src[n])
-        cells += [f"{b:,.0f}", f"{b / tb - 1:+.2%}"]
+        cells += bytes_cells(median_bytes(src[n]), tb)
         L.append(f"| {n} | " + " | ".join(cells) + " |")
     L.append("")
     L.append("Goals (issue 20):\n")
@@ -423,7 +429,7 @@ def main():
         L.append(f"| {name} | {a['per_core']:.2f} | {a['ms_per_image']:.0f} | {a['ratio']:.2f}x "
                  f"({a['ratio_lo']:.2f}-{a['ratio_hi']:.2f}) | {a['rss']:.0f} | "
                  f"{b['per_core']:.2f} | {b['ratio']:.2f}x ({b['ratio_lo']:.2f}-{b['ratio_hi']:.2f})"
-                 f" | {b['rss']:.0f} | {nb:,.0f} | {nb / base_bytes - 1:+.2%} |")
+                 f" | {b['rss']:.0f} | " + " | ".join(bytes_cells(nb, base_bytes)) + " |")
     L.append("")
     L.append("The floor's figures are its timed work only (decode at the needed scale and three "
              "encodes), not a process's wall time. Output bytes: the WebP renditions one round "
