@@ -179,11 +179,13 @@ def svg_bars(bars, title, unit, y0, goals=None):
     return parts, 40 + len(bars) * (bar_h + gap)
 
 
-def speed_over(results, other, thumbs):
-    """Per one-core round: `other`'s per-image times inside the process summed over the common
-    files, over thumbs' (how many times faster thumbs is)."""
+def speed_over(results, other, thumbs, mode="one_core"):
+    """Per round of `mode`: `other`'s per-image times inside the process summed over the common
+    files, over thumbs' (how many times faster thumbs is). Process starts are left out (Node's
+    and libvips' module loading would otherwise count once per round); with N images at a time
+    the sum is N times the busy wall time, the same N for both."""
     common = results["common_files"]
-    mode = results["one_core"]
+    mode = results[mode]
     return [x / y for x, y in zip(round_sums(mode[other], common), round_sums(mode[thumbs], common))
             if x and y]
 
@@ -267,15 +269,8 @@ def layer_section(results):
         b = median_bytes(src[sharp_once]) / tb - 1
         equal = abs(b) <= EQUAL_BYTES
         for m in modes:
-            # One core: per-image times inside the process, summed (each process's start, ~1 s
-            # through libvips-run.sh, is left out); all cores: the rounds' wall times.
-            if m == "one_core":
-                rs = speed_over(results, sharp_once, thumbs)
-                how = f"per-image times inside the process, summed over the {len(common)} files"
-            else:
-                rs = [s_["wall_s"] / t["wall_s"]
-                      for s_, t in zip(results[m][sharp_once], results[m][thumbs])]
-                how = "wall time of each round, process starts included"
+            rs = speed_over(results, sharp_once, thumbs, m)
+            how = f"per-image times inside the process, summed over the {len(common)} files"
             L.append(f"- Throughput per core >= {GOAL_VS_SHARP}x {sharp_once}, "
                      f"{m.replace('_', ' ')} ({how}): **{med(rs):.2f}x** "
                      f"({min(rs):.2f}-{max(rs):.2f} over {len(rs)} rounds; "
