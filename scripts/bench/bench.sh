@@ -7,8 +7,9 @@
 # builds target/release/thumbs and the layer's contenders, runs bench/bench.py and writes
 # docs/benchmarks/. Extra arguments go to bench/bench.py (e.g. --rounds 1 --single-rounds 1
 # --startup-trials 2; --contender and --files for a quick check).
-# Takes about 25 minutes on 2 cores (estimate from the 2026-11-29 run's per-contender times for
-# 12 contenders, 3 rounds; bench.py prints each section's time and the report shows them).
+# Takes about 15 minutes on 2 cores once built (an estimate from the 2026-11-29 run's per-contender
+# times, for 11 contenders and 3 rounds); a fresh machine adds the downloads and a release build.
+# bench.py prints each section's time and the report shows them.
 # Not part of make test.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
