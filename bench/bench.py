@@ -228,7 +228,8 @@ def contenders(one_core):
     if SHARP_NEXT.exists():
         cs.append(Sharp("sharp 0.35", prefix, dict(env, SHARP_MODULE=str(SHARP_NEXT))))
     if ONLY:
-        cs = [c for c in cs if c.name in ONLY]
+        # thumbs on the host's libvips stays: the report's ratios are taken to it.
+        cs = [c for c in cs if c.name in ONLY or c.name == "thumbs"]
     return cs
 
 
@@ -239,10 +240,19 @@ def layer_libvips():
     return RELEASES[LAYER_RELEASE]
 
 
-def output_bytes(out):
-    """(bytes, count) of the WebP renditions a batch wrote under `out`."""
+def output_bytes(out, inputs):
+    """(bytes, count, {input file: bytes}) of the WebP renditions a batch wrote under `out`.
+    Each contender writes an input's renditions into a folder named after it (as NAME or
+    INDEX-NAME); the corpus' file names are unique."""
     files = [p for p in Path(out).rglob("*.webp") if p.is_file()]
-    return sum(p.stat().st_size for p in files), len(files)
+    by_name = {Path(f).name: f for f in inputs}
+    per_file = {}
+    for p in files:
+        d = p.parent.name
+        f = by_name.get(d) or by_name.get(d.split("-", 1)[-1])
+        if f:
+            per_file[f] = per_file.get(f, 0) + p.stat().st_size
+    return sum(p.stat().st_size for p in files), len(files), per_file
 
 
 def interleaved(cs, files, parallel, rounds, scratch):
@@ -252,10 +262,11 @@ def interleaved(cs, files, parallel, rounds, scratch):
         for c in cs:
             out = tempfile.mkdtemp(dir=scratch)
             wall, ms, errors, rss = c.batch(files, parallel, out)
-            out_bytes, renditions = output_bytes(out)
+            out_bytes, renditions, per_file = output_bytes(out, files)
             shutil.rmtree(out)
             res[c.name].append({"wall_s": wall, "ms": ms, "errors": errors, "peak_rss_kib": rss,
                                 "out_bytes": out_bytes, "renditions": renditions,
+                                "out_bytes_by_file": per_file,
                                 **({"parts": c.parts} if isinstance(c, Floor) else {})})
             print(f"  round {r + 1}/{rounds} {c.name:34} {wall:7.2f} s  {len(ms)} ok "
                   f"{len(errors)} failed  {out_bytes:,} bytes in {renditions} renditions  "
@@ -516,7 +527,7 @@ def main():
                     "empty: the host's only)")
     ap.add_argument("--contender", action="append", default=[],
                     help="run only this contender (its name as printed, e.g. 'floor, libvips "
-                    "8.16.1'; repeat for more; default all)")
+                    "8.16.1'; repeat for more; default all; 'thumbs' always runs)")
     ap.add_argument("--files", default="",
                     help="only the corpus files whose path (e.g. jpeg/sunset.jpg) contains one of "
                     "these (comma-separated); for a quick check")

@@ -267,6 +267,15 @@ def layer_section(results):
         cells += bytes_cells(median_bytes(src[n]), tb)
         L.append(f"| {n} | " + " | ".join(cells) + " |")
     L.append("")
+    for n in (sharp_orig, sharp_once, floor):
+        mine, base = (src[x][0].get("out_bytes_by_file") for x in (n, thumbs)) if n else ({}, {})
+        diffs = sorted(((mine[f] / base[f] - 1, f) for f in mine if base.get(f)),
+                       key=lambda d: -abs(d[0]))
+        if diffs:
+            L.append(f"{n}: output bytes per file vs thumbs, the largest differences (first "
+                     "round): " + ", ".join(f"{Path(f).name} {d:+.1%}" for d, f in diffs[:4])
+                     + f"; {sum(abs(d) <= EQUAL_BYTES for d, _ in diffs)} of {len(diffs)} files "
+                     f"within {EQUAL_BYTES:.0%}.\n")
     L.append("Goals (issue 20):\n")
     common = results["common_files"]
     if sharp_once:
