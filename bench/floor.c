@@ -6,7 +6,10 @@
  * is done untimed, the way thumbs does it (decode once, large from that, small from large, thumb
  * from small), so that the encoded pictures are thumbs' own and their bytes match.
  *
- * Usage: floor --out DIR [--parallel N] FILE...
+ * With --fast-shrink, JPEGs shrink on load by the whole power-of-two factor (2 for 1/3.7), as
+ * sharp's default fastShrinkOnLoad does, instead of leaving a factor of two for the resize.
+ *
+ * Usage: floor --out DIR [--parallel N] [--fast-shrink] FILE...
  * Prints one JSON line per image: {"file", "ms" (decode + encodes), "decode_ms", "encode_ms",
  * "bytes"} or {"file", "error"}; first a line {"vips": VERSION}.
  * Built by scripts/bench/sharp-global.sh against the layer's libvips (Debian 13's 8.16.1) and run
@@ -39,6 +42,7 @@ static const struct preset {
 static char **files;
 static int n_files, next_file;
 static const char *out_dir;
+static gboolean fast_shrink;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
 static double
@@ -90,7 +94,13 @@ decode(const void *buf, size_t len)
 	height = orientation >= 5 ? header->Xsize : header->Ysize;
 	shrink = 1.0 / needed_scale(width, height);
 	if (vips_isprefix("jpegload", loader)) {
-		int factor = shrink >= 16 ? 8 : shrink >= 8 ? 4 : shrink >= 4 ? 2 : 1;
+		/* libvips' rule leaves a factor of two for the resize; sharp's fast one does not,
+		 * but halves a factor the whole shrink would equal (src/pipeline.cc, 0.34.2). */
+		double s = fast_shrink ? shrink * 2 : shrink;
+		int factor = s >= 16 ? 8 : s >= 8 ? 4 : s >= 4 ? 2 : 1;
+
+		if (fast_shrink && factor > 1 && (int) shrink == factor)
+			factor /= 2;
 
 		vips_jpegload_buffer((void *) buf, len, &loaded, "shrink", factor,
 			"access", VIPS_ACCESS_SEQUENTIAL, NULL);
@@ -279,11 +289,13 @@ main(int argc, char **argv)
 			out_dir = argv[++i];
 		else if (!strcmp(argv[i], "--parallel") && i + 1 < argc)
 			parallel = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--fast-shrink"))
+			fast_shrink = TRUE;
 		else
 			files[n_files++] = argv[i];
 	}
 	if (!out_dir || n_files == 0 || parallel < 1) {
-		fprintf(stderr, "usage: floor --out DIR [--parallel N] FILE...\n");
+		fprintf(stderr, "usage: floor --out DIR [--parallel N] [--fast-shrink] FILE...\n");
 		return 2;
 	}
 	printf("{\"vips\": \"%s\"}\n", vips_version_string());

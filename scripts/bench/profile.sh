@@ -6,7 +6,9 @@
 # target/bench-results/profile/NAME.txt holds the share of samples per library and the top named
 # functions (libraries' exported symbols only: Debian ships them stripped), and NAME.ms the
 # in-process time per image; summary.txt puts the runs side by side with the floor's decode and
-# encode times (bench/floor.c) on the same files. perf samples time: run it at a quiet moment.
+# encode times (bench/floor.c) on the same files, and the floor's decode with sharp's faster JPEG
+# shrink-on-load (--fast-shrink): what that step would save. perf samples time: run it at a
+# quiet moment.
 # Usage: scripts/bench/profile.sh [FILE...]   (default: the corpus' 12 packaged JPEGs)
 # Takes about a minute on the default files (a quiet machine).
 set -euo pipefail
@@ -14,7 +16,7 @@ cd "$(dirname "$0")/../.."
 command -v perf >/dev/null || scripts/setup/apt.sh linux-perf
 release=trixie
 root=$(scripts/setup/libvips-root.sh "$release")
-[ -x target/bench-results/floor ] || scripts/bench/layer-contenders.sh
+[ bench/floor.c -ot target/bench-results/floor ] || scripts/bench/layer-contenders.sh
 thumbs=target/bench-results/thumbs
 [ -x "$thumbs" ] || thumbs=target/release/thumbs
 [ -x "$thumbs" ] || flock /tmp/rust-build.lock cargo build --release --bin thumbs
@@ -55,33 +57,36 @@ for name in all thumb small large; do
   } >"$out/$name.txt"
 done
 on_layer target/bench-results/floor --out "$scratch/floor" "${files[@]}" >"$scratch/floor.json"
+on_layer target/bench-results/floor --fast-shrink --out "$scratch/fast" "${files[@]}" \
+  >"$scratch/fast.json"
 
-python3 - "$out" "$scratch/floor.json" >"$out/summary.txt" <<'EOF'
+python3 - "$out" "$scratch/floor.json" "$scratch/fast.json" >"$out/summary.txt" <<'EOF'
 import json, sys
 from pathlib import Path
-out, floor = Path(sys.argv[1]), sys.argv[2]
+out, floor, fast = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 ms = {n: dict(line.rsplit(" ", 1) for line in (out / f"{n}.ms").read_text().splitlines())
       for n in ("all", "thumb", "small", "large")}
-fl = {r["file"]: r for r in map(json.loads, open(floor)) if "ms" in r}
-files = [f for f in ms["all"] if f in fl]
-print("in-process ms per image, one core, the layer's libvips (thumbs render; floor: bench/floor.c)")
-print(f"{'file':34} {'all':>6} {'thumb':>6} {'small':>6} {'large':>6} {'sum3':>6} "
-      f"{'floor':>6} {'decode':>6} {'encode':>6} {'all/floor':>9}")
-tot = dict.fromkeys(("all", "thumb", "small", "large", "floor", "decode", "encode"), 0.0)
+fl, fa = ({r["file"]: r for r in map(json.loads, open(p)) if "ms" in r} for p in (floor, fast))
+files = [f for f in ms["all"] if f in fl and f in fa]
+print("in-process ms per image, one core, the layer's libvips (thumbs render; floor: bench/floor.c;"
+      "\nfast decode: the floor's decode with --fast-shrink, sharp's JPEG shrink-on-load)")
+cols = ("all", "thumb", "small", "large", "sum3", "floor", "decode", "encode", "fast decode")
+print(f"{'file':26}" + "".join(f" {c:>6}" for c in cols) + f" {'all/floor':>9}")
+tot = dict.fromkeys(cols, 0.0)
 for f in files:
     row = {n: float(ms[n].get(f, "nan")) for n in ms}
     row.update(floor=fl[f]["ms"], decode=fl[f]["decode_ms"], encode=fl[f]["encode_ms"])
+    row["sum3"] = row["thumb"] + row["small"] + row["large"]
+    row["fast decode"] = fa[f]["decode_ms"]
     for k in tot:
         tot[k] += row[k]
-    print(f"{Path(f).name:34} {row['all']:6.0f} {row['thumb']:6.0f} {row['small']:6.0f} "
-          f"{row['large']:6.0f} {row['thumb'] + row['small'] + row['large']:6.0f} "
-          f"{row['floor']:6.0f} {row['decode']:6.0f} {row['encode']:6.0f} "
-          f"{row['all'] / row['floor']:9.2f}")
-print(f"{'total':34} {tot['all']:6.0f} {tot['thumb']:6.0f} {tot['small']:6.0f} {tot['large']:6.0f} "
-      f"{tot['thumb'] + tot['small'] + tot['large']:6.0f} {tot['floor']:6.0f} {tot['decode']:6.0f} "
-      f"{tot['encode']:6.0f} {tot['all'] / tot['floor']:9.2f}")
+    print(f"{Path(f).name:26}" + "".join(f" {row[c]:6.0f}" for c in cols)
+          + f" {row['all'] / row['floor']:9.2f}")
+print(f"{'total':26}" + "".join(f" {tot[c]:6.0f}" for c in cols)
+      + f" {tot['all'] / tot['floor']:9.2f}")
 print("\nthumbs' time over the floor's (all - floor) is what the engine spends on colour, rotation,"
-      "\nresizes, the attention crop, the placeholder, reading and writing: see all.txt for where.")
+      "\nresizes, the attention crop, the placeholder, reading and writing: see all.txt for where."
+      "\ndecode - fast decode is what shrinking JPEGs on load as sharp does would save on the decode.")
 EOF
 cat "$out/summary.txt"
 echo "profile: $out/{all,thumb,small,large}.txt, $out/summary.txt" >&2
