@@ -990,4 +990,62 @@ mod tests {
         assert!(matches!(&results[1], Err(Interrupted::Panicked(why)) if why.contains("panic")));
         assert_eq!(results[2], Ok(3));
     }
+
+    /// `backfill --only-missing` asks `outputs::is_done` for each original listed.
+    async fn backfill_would_skip(p: &Pipeline<MemoryStore>, key: &str, etag: &str) -> bool {
+        crate::outputs::is_done(&p.store, &p.config, "in", key, Some(etag), &p.fingerprint)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_first_upload_that_fails_for_good_is_not_backfilled_again_until_it_changes() {
+        for (bad, vars, kind) in [
+            ("truncated.jpg", &[][..], "corrupt"),
+            (
+                "landscape.jpg",
+                &[("MAX_INPUT_BYTES", "1000")][..],
+                "too_large",
+            ),
+        ] {
+            let p = pipeline_with(vars);
+            let key = "uploads/bad.jpg";
+            let etag = MemoryStore::etag_of(&fixture(bad));
+            p.store.insert("in", key, fixture(bad));
+            let event = |etag: &str| {
+                message_of(
+                    "m",
+                    vec![record(
+                        "ObjectCreated:Put",
+                        "in",
+                        key,
+                        json!({ "eTag": etag }),
+                    )],
+                )
+            };
+            let first = p.process_batch(vec![event(&etag)], None).await.remove(0);
+            assert_eq!(first.dead_letters.len(), 1, "{kind}");
+            assert_eq!(first.dead_letters[0].failure.kind, kind);
+            assert!(
+                backfill_would_skip(&p, key, &etag).await,
+                "{kind}: backfill --only-missing would enqueue it (and dead-letter it) again"
+            );
+            let m = manifest(&p, "thumbnails/bad.jpg/").unwrap();
+            assert!(m.renditions.is_empty() && m.failures[0].kind == kind);
+            // A redrive of its letter tries again (never `unchanged`), and fails again.
+            let redriven = p.process_batch(vec![event(&etag)], None).await.remove(0);
+            assert_eq!((redriven.skipped, redriven.dead_letters.len()), (0, 1));
+            // A new upload of the key is a new ETag: listed as missing, and rendered (a
+            // picture under both limits).
+            let good = fixture("cmyk-patches.jpg");
+            let fixed = MemoryStore::etag_of(&good);
+            p.store.insert("in", key, good);
+            assert!(!backfill_would_skip(&p, key, &fixed).await);
+            let rendered = p.process_batch(vec![event(&fixed)], None).await.remove(0);
+            assert_eq!(rendered.rendered, 1, "{kind}: {rendered:?}");
+            let m = manifest(&p, "thumbnails/bad.jpg/").unwrap();
+            assert!(m.failures.is_empty() && m.renditions.len() == 3);
+            assert!(backfill_would_skip(&p, key, &fixed).await);
+        }
+    }
 }
