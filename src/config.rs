@@ -36,11 +36,11 @@ Environment:
   TIME_RESERVE_SECONDS  lambda: start no new original with less time than this left, and never
                     more than half the time the invocation had; the rest goes back to the queue
                     without using up a receive [default: 10]
-  QUEUE_URL         the queue consumed (the worker's --queue-url). Lambda: a message that must come back
+  QUEUE_URL         the queue consumed (the worker's --queue-url). A message that must come back
                     is sent to it again as a new message carrying its attempt count (attribute
                     ThumbsAttempts), so hand-backs for lack of time and crashes of a whole
-                    invocation use up no attempt (unset: it comes back through the visibility
-                    timeout, and every receive counts)
+                    invocation or worker use up no attempt (Lambda with it unset: it comes back
+                    through the visibility timeout, and every receive counts)
   MESSAGE_TIMEOUT_SECONDS  worker: a message not finished in this time fails (kind `timeout`,
                     retried, dead-lettered on its last receive) [default: 900]
   SYNC_DELETES      worker/lambda: true = deleting an original deletes its renditions [default: false]

@@ -155,6 +155,8 @@ fn run(command: Command) -> anyhow::Result<()> {
             if let Some(n) = concurrency {
                 config.concurrency = n.max(1);
             }
+            // What must come back is sent to this queue again as a copy (attempts counted).
+            config.queue_url = Some(queue_url.clone());
             let runtime = tokio_runtime()?;
             let result = runtime.block_on(async {
                 let connected = shell::connect(config).await;

@@ -28,7 +28,7 @@ use tracing::warn;
 use crate::config::PipelineConfig;
 use crate::model::{
     sequencer_is_newer, Deleted, Failure, Manifest, ManifestFailure, ManifestSource, ObjectRef,
-    RenderError, Rendered, Tombstone,
+    Rendered, Tombstone,
 };
 use crate::storage::{Fetched, ObjectStore, Precondition, PutObject, StorageError};
 use crate::store::{self, manifest_key, output_folder};
@@ -263,22 +263,23 @@ pub async fn write<S: ObjectStore>(
         .map(Some)
 }
 
-/// A newer upload that cannot be rendered at all (a permanent failure; `object.size` is the
-/// size fetched): when an older upload's manifest stands, it is replaced by one that says so
-/// and lists no rendition, and the older thumbnails go, so no page keeps showing a picture the
-/// key no longer holds. With nothing standing, nothing is written (the dead letter says why).
+/// An upload that cannot be rendered at all (a permanent failure: the file's own fault;
+/// `object.size` is the size fetched) gets a manifest that says so and lists no rendition,
+/// first upload or not. Over an older upload's manifest, the older thumbnails go, so no page
+/// keeps showing a picture the key no longer holds. Over nothing, it tells `backfill
+/// --only-missing` that this ETag was tried and failed for good, so the same file is not
+/// dead-lettered again on every run. A manifest with failures is never current: a redrive,
+/// a repeat event or a plain backfill still tries it again, and a new upload of the key (a
+/// new ETag) renders it.
 pub async fn write_failure<S: ObjectStore>(
     store: &S,
     config: &PipelineConfig,
     object: &ObjectRef,
     fetched: &Fetched,
-    error: &RenderError,
+    failure: &Failure,
     current: &Current,
     fingerprint: &str,
 ) -> Result<(), Failure> {
-    if current.manifest.is_none() {
-        return Ok(());
-    }
     let mut source = origin(object, fetched, current);
     source.bytes = object.size.unwrap_or_default();
     source.format = "unknown".into();
@@ -290,9 +291,9 @@ pub async fn write_failure<S: ObjectStore>(
         failures: vec![ManifestFailure {
             preset: "*".into(),
             format: "*".into(),
-            kind: error.kind().into(),
-            reason: error.to_string(),
-            retryable: error.is_retryable(),
+            kind: failure.kind.into(),
+            reason: failure.message.clone(),
+            retryable: failure.retryable,
         }],
         obsolete: Vec::new(),
     };

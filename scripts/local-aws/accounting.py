@@ -8,7 +8,9 @@ its body (messages moved by SQS redrive carry only the original body).
 
 Prints "uploads=N rendered=R dead_lettered=D missing=M" and exits 1 when an upload is missing,
 both rendered and dead-lettered, dead-lettered twice, or has a manifest that does not describe
-it. With --wait S it polls until nothing is missing (or S seconds pass).
+it. A manifest that records a failure for good (no renditions, its failure) is not a render:
+that upload must be dead-lettered. With --wait S it polls until nothing is missing (or S seconds
+pass).
 """
 import argparse
 import json
@@ -40,6 +42,9 @@ class Report:
     dead: dict = field(default_factory=lambda: defaultdict(list))  # key -> [DeadLetter]
     stray: list = field(default_factory=list)  # DLQ messages naming no upload of this bucket
     bad_manifest: dict = field(default_factory=dict)  # key -> reason
+    # key -> manifest recording that the upload failed for good (no renditions, its failure):
+    # not rendered; the upload must be dead-lettered.
+    failed: dict = field(default_factory=dict)
 
     @property
     def rendered(self):
@@ -157,20 +162,34 @@ def check_manifest(key, upload, manifest, outputs, manifest_key):
     return None
 
 
+def is_failure_manifest(manifest):
+    """The manifest of an upload that failed for good: no renditions, only its failure."""
+    return isinstance(manifest, dict) and not manifest.get("renditions") and bool(manifest.get("failures"))
+
+
 def account(s3, sqs, input_bucket, input_prefix, output_bucket, output_prefix, dlq_url, read_manifests=True):
     uploads = list_objects(s3, input_bucket, input_prefix)
     outputs = list_objects(s3, output_bucket, output_prefix)
+    # Without reading manifests, a folder holding only manifest.json is a failure's (renditions
+    # are written before the manifest that lists them).
+    with_renditions = {k.rsplit("/", 1)[0] for k in outputs if not k.endswith("/manifest.json")}
     report = Report(uploads=uploads, manifests={})
     for key, meta in uploads.items():
         mkey = output_prefix + key[len(input_prefix) :] + "/manifest.json"
         if mkey not in outputs:
             continue
         manifest = None
+        if not read_manifests and mkey.rsplit("/", 1)[0] not in with_renditions:
+            report.failed[key] = None
+            continue
         if read_manifests:
             try:
                 manifest = json.loads(s3.get_object(Bucket=output_bucket, Key=mkey)["Body"].read())
             except ValueError:
                 pass
+            if is_failure_manifest(manifest):
+                report.failed[key] = manifest
+                continue
             why = check_manifest(key, meta, manifest, outputs, mkey)
             if why:
                 report.bad_manifest[key] = why

@@ -39,6 +39,17 @@ pub fn start_by(now: Instant, deadline: Instant, reserve: Duration) -> Instant {
     deadline.checked_sub(reserve.min(left / 2)).unwrap_or(now)
 }
 
+/// How a received message is to be run (see [`Pipeline::triage`]).
+#[derive(Debug)]
+pub enum Triage {
+    /// With the other messages in hand.
+    Together,
+    /// Alone: nothing else in hand while it runs.
+    Alone,
+    /// Not run: sent again (untried) or dead-lettered, as this outcome says.
+    Settled(MessageOutcome),
+}
+
 /// The core both shells run: storage, settings and a concurrency limit.
 pub struct Pipeline<S> {
     pub store: S,
@@ -114,11 +125,8 @@ impl<S: ObjectStore> Pipeline<S> {
     /// original is started after [`start_by`], and messages still unfinished shortly before
     /// it are handed back for a retry.
     ///
-    /// With `QUEUE_URL` (what comes back is sent again as a copy, so a receive count above 1
-    /// means an invocation holding the message ended without an answer: out of memory, or
-    /// its timeout): such a message is not tried among others but sent again marked solo; a
-    /// solo message is tried alone, after the others of its batch are finished; a solo
-    /// message that comes back that way is the cause, and is dead-lettered as `crashed`.
+    /// With `QUEUE_URL`, each message is triaged first ([`Pipeline::triage`]): a solo one is
+    /// tried alone, after the others of its batch are finished.
     pub async fn process_batch(
         self: &Arc<Self>,
         messages: Vec<Message>,
@@ -126,31 +134,14 @@ impl<S: ObjectStore> Pipeline<S> {
     ) -> Vec<MessageOutcome> {
         let start = deadline.map(|d| start_by(Instant::now(), d, self.config.time_reserve));
         let cutoff = deadline.map(|d| d.checked_sub(DEADLINE_MARGIN).unwrap_or(d));
-        let resent = self.config.queue_url.is_some();
         let mut outcomes: Vec<Option<MessageOutcome>> = vec![None; messages.len()];
         let mut crowd = Vec::new();
         let mut alone = None;
         for (i, message) in messages.iter().enumerate() {
-            let tally = || Tally::new(message, self.config.max_receives, true);
-            if !resent {
-                crowd.push(i);
-            } else if message.receive_count > 1 && message.solo {
-                warn!(id = %message.id, "an invocation that held only this message ended without an answer");
-                let mut tally = tally();
-                tally.message_failed(Failure::permanent(
-                    "crashed",
-                    "the function stopped without an answer (out of memory, or its timeout) \
-                     while this upload was the only one it was working on",
-                ));
-                outcomes[i] = Some(tally.finish());
-            } else if message.receive_count > 1 || (message.solo && alone.is_some()) {
-                let mut tally = tally();
-                tally.isolate();
-                outcomes[i] = Some(tally.finish());
-            } else if message.solo {
-                alone = Some(i);
-            } else {
-                crowd.push(i);
+            match self.triage(message, alone.is_some()) {
+                Triage::Together => crowd.push(i),
+                Triage::Alone => alone = Some(i),
+                Triage::Settled(outcome) => outcomes[i] = Some(outcome),
             }
         }
         for group in [crowd, alone.into_iter().collect()] {
@@ -163,6 +154,35 @@ impl<S: ObjectStore> Pipeline<S> {
             .into_iter()
             .map(|o| o.expect("every message settled"))
             .collect()
+    }
+
+    /// How a received message is to be run. Without `QUEUE_URL` every message runs with the
+    /// others. With it (what comes back is sent again as a copy, so a receive count above 1
+    /// means the process holding the message ended without an answer: out of memory, its
+    /// timeout, a killed worker), such a message is not tried but sent again marked solo,
+    /// unblamed; a solo message runs alone (`alone_taken`: another one already does, so this
+    /// one is sent again to wait for its turn); a solo message that comes back that way is the
+    /// cause, and is dead-lettered as `crashed`.
+    pub fn triage(&self, message: &Message, alone_taken: bool) -> Triage {
+        if self.config.queue_url.is_none() {
+            return Triage::Together;
+        }
+        let mut tally = Tally::new(message, self.config.max_receives, true);
+        if message.receive_count > 1 && message.solo {
+            warn!(id = %message.id, "a process that held only this message ended without an answer");
+            tally.message_failed(Failure::permanent(
+                "crashed",
+                "the function or worker stopped without an answer (out of memory, its \
+                 timeout, killed) while this upload was the only one it was working on",
+            ));
+        } else if message.receive_count > 1 || (message.solo && alone_taken) {
+            tally.isolate();
+        } else if message.solo {
+            return Triage::Alone;
+        } else {
+            return Triage::Together;
+        }
+        Triage::Settled(tally.finish())
     }
 
     /// Run messages side by side until `cutoff`.
@@ -989,5 +1009,63 @@ mod tests {
         assert_eq!(results[0], Ok(1));
         assert!(matches!(&results[1], Err(Interrupted::Panicked(why)) if why.contains("panic")));
         assert_eq!(results[2], Ok(3));
+    }
+
+    /// `backfill --only-missing` asks `outputs::is_done` for each original listed.
+    async fn backfill_would_skip(p: &Pipeline<MemoryStore>, key: &str, etag: &str) -> bool {
+        crate::outputs::is_done(&p.store, &p.config, "in", key, Some(etag), &p.fingerprint)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_first_upload_that_fails_for_good_is_not_backfilled_again_until_it_changes() {
+        for (bad, vars, kind) in [
+            ("truncated.jpg", &[][..], "corrupt"),
+            (
+                "landscape.jpg",
+                &[("MAX_INPUT_BYTES", "1000")][..],
+                "too_large",
+            ),
+        ] {
+            let p = pipeline_with(vars);
+            let key = "uploads/bad.jpg";
+            let etag = MemoryStore::etag_of(&fixture(bad));
+            p.store.insert("in", key, fixture(bad));
+            let event = |etag: &str| {
+                message_of(
+                    "m",
+                    vec![record(
+                        "ObjectCreated:Put",
+                        "in",
+                        key,
+                        json!({ "eTag": etag }),
+                    )],
+                )
+            };
+            let first = p.process_batch(vec![event(&etag)], None).await.remove(0);
+            assert_eq!(first.dead_letters.len(), 1, "{kind}");
+            assert_eq!(first.dead_letters[0].failure.kind, kind);
+            assert!(
+                backfill_would_skip(&p, key, &etag).await,
+                "{kind}: backfill --only-missing would enqueue it (and dead-letter it) again"
+            );
+            let m = manifest(&p, "thumbnails/bad.jpg/").unwrap();
+            assert!(m.renditions.is_empty() && m.failures[0].kind == kind);
+            // A redrive of its letter tries again (never `unchanged`), and fails again.
+            let redriven = p.process_batch(vec![event(&etag)], None).await.remove(0);
+            assert_eq!((redriven.skipped, redriven.dead_letters.len()), (0, 1));
+            // A new upload of the key is a new ETag: listed as missing, and rendered (a
+            // picture under both limits).
+            let good = fixture("cmyk-patches.jpg");
+            let fixed = MemoryStore::etag_of(&good);
+            p.store.insert("in", key, good);
+            assert!(!backfill_would_skip(&p, key, &fixed).await);
+            let rendered = p.process_batch(vec![event(&fixed)], None).await.remove(0);
+            assert_eq!(rendered.rendered, 1, "{kind}: {rendered:?}");
+            let m = manifest(&p, "thumbnails/bad.jpg/").unwrap();
+            assert!(m.failures.is_empty() && m.renditions.len() == 3);
+            assert!(backfill_would_skip(&p, key, &fixed).await);
+        }
     }
 }

@@ -15,7 +15,7 @@ use crate::fetch::{fetch, Fetch};
 use crate::model::{Failure, ObjectRef};
 use crate::outputs::{self, Removal};
 use crate::render;
-use crate::storage::{ObjectStore, StorageError};
+use crate::storage::{Fetched, ObjectStore, StorageError};
 use crate::store::check_key_length;
 use crate::telemetry::{self, printable};
 
@@ -146,21 +146,42 @@ impl<S: ObjectStore> Pipeline<S> {
         if let Some(why) = settled(object.etag.clone()).await? {
             return Ok(Done::Skipped(why));
         }
-        let mut fetched = match fetch(store, object, config).await? {
-            Fetch::Got(fetched) => fetched,
+        let mut fetched = match fetch(store, object, config).await {
+            Ok(Fetch::Got(fetched)) => fetched,
             // What an interrupted earlier try wrote goes; the newer upload's event, or the
             // deletion's, does the rest. A user deleting an upload is not an operator's page.
-            Fetch::Overwritten => {
+            Ok(Fetch::Overwritten) => {
                 outputs::abandon(store, config, object, fingerprint).await?;
                 return Ok(Done::Skipped("superseded"));
             }
             // Only when the event names the upload (its ETag): a Batch Operations task naming
             // a key that is not there is more likely a wrong key, and is reported as such.
-            Fetch::Deleted if object.etag.is_some() => {
+            Ok(Fetch::Deleted) if object.etag.is_some() => {
                 outputs::abandon(store, config, object, fingerprint).await?;
                 return Ok(Done::Skipped("deleted_before_processing"));
             }
-            Fetch::Deleted => return Err(StorageError::NotFound.into()),
+            Ok(Fetch::Deleted) => return Err(StorageError::NotFound.into()),
+            // Too large to download: the file's own fault, recorded like a failed render (the
+            // GET named the event's ETag, so that is what the key holds).
+            Err(failure) if failure.kind == "too_large" && object.etag.is_some() => {
+                let named = Fetched {
+                    bytes: Vec::new(),
+                    etag: object.etag.clone(),
+                    version_id: object.version_id.clone(),
+                };
+                outputs::write_failure(
+                    store,
+                    config,
+                    object,
+                    &named,
+                    &failure,
+                    &current,
+                    fingerprint,
+                )
+                .await?;
+                return Err(failure);
+            }
+            Err(failure) => return Err(failure),
         };
         if object.etag.is_none() {
             if let Some(why) = settled(fetched.etag.clone()).await? {
@@ -183,9 +204,10 @@ impl<S: ObjectStore> Pipeline<S> {
         let rendered = match rendered {
             Ok(rendered) => rendered,
             Err(error) => {
-                // The key holds a picture we cannot render: its manifest says so, and the
-                // previous upload's thumbnails stop standing in for it.
-                if !error.is_retryable() {
+                let failure = Failure::from(error);
+                // The key holds a picture we cannot render: its manifest says so (and the
+                // previous upload's thumbnails, if any, stop standing in for it).
+                if !failure.retryable {
                     let object = ObjectRef {
                         size: Some(bytes_in),
                         ..object.clone()
@@ -195,13 +217,13 @@ impl<S: ObjectStore> Pipeline<S> {
                         config,
                         &object,
                         &fetched,
-                        &error,
+                        &failure,
                         &current,
                         fingerprint,
                     )
                     .await?;
                 }
-                return Err(error.into());
+                return Err(failure);
             }
         };
         let stored = outputs::write(

@@ -1,10 +1,18 @@
 //! The long-polling worker: the same message code as the Lambda function, for local development
 //! and for running on ECS or a VM. Each message is deleted as soon as it is done, so a slow
-//! image holds back nothing else; what failed is left to the queue's visibility timeout and
-//! redrive policy. While a message is in hand its visibility is extended (a heartbeat), so a
-//! slow image is never delivered twice. On SIGTERM/SIGINT it stops receiving (a long poll
-//! already under way is let finish, so no message is stranded invisible in it), finishes what
-//! it holds, and exits.
+//! image holds back nothing else. While a message is in hand its visibility is extended (a
+//! heartbeat), so a slow image is never delivered twice. On SIGTERM/SIGINT it stops receiving
+//! (a long poll already under way is let finish, so no message is stranded invisible in it),
+//! finishes what it holds, and exits.
+//!
+//! Attempts are counted as on Lambda (see `Pipeline::triage` and `report::deliver`): a message
+//! that must come back is sent to the queue again as a copy carrying `ThumbsAttempts`, after
+//! the queue's visibility timeout (when a hand-back would have come back), and the original is
+//! deleted; so a receive count above 1 means a worker that held it stopped without an answer
+//! (killed, out of memory). Such a message is sent again marked `ThumbsSolo`, unblamed, and a
+//! solo message runs with nothing else in hand; one that comes back that way is dead-lettered
+//! as `crashed`. When the copy cannot be sent, the message is left to the visibility timeout,
+//! and the receive counts (the redrive policy's `maxReceiveCount` is the safety net).
 //!
 //! A message not finished within `MESSAGE_TIMEOUT_SECONDS` fails as `timeout` (retried, and
 //! dead-lettered with that reason on its last receive), so a hung render costs its upload,
@@ -19,13 +27,13 @@ use std::time::Duration;
 
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn, Instrument};
 
-use crate::batch::Pipeline;
-use crate::model::{Failure, Message, ATTEMPTS_ATTRIBUTE};
-use crate::report::{settle, SqsDeadLetters};
+use crate::batch::{Pipeline, Triage};
+use crate::model::{Failure, Message, MessageOutcome, ATTEMPTS_ATTRIBUTE, SOLO_ATTRIBUTE};
+use crate::report::{deliver, DeadLetterQueue, Report, Requeue, SqsDeadLetters, SqsRequeue};
 use crate::storage::ObjectStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +66,10 @@ fn shutdown_signal() -> watch::Receiver<bool> {
 
 pub async fn run(connected: super::Connected, queue_url: String) -> Result<(), WorkerError> {
     let super::Connected {
-        pipeline, sqs, dlq, ..
+        pipeline,
+        sqs,
+        dlq,
+        requeue,
     } = connected;
     // Fail at start on a wrong queue URL instead of polling it forever.
     let attributes = sqs
@@ -80,8 +91,15 @@ pub async fn run(connected: super::Connected, queue_url: String) -> Result<(), W
     info!(queue = %queue_url, concurrency = pipeline.config.concurrency, visibility, "worker started");
     // Hold twice as many messages as we render at once, so downloads and uploads overlap
     // rendering, but not so many that held messages outlive their visibility timeout.
-    let slots = Arc::new(Semaphore::new(pipeline.config.concurrency * 2));
-    let dlq = Arc::new(dlq);
+    let total = pipeline.config.concurrency * 2;
+    let slots = Arc::new(Semaphore::new(total));
+    let hands = Arc::new(Hands {
+        dlq,
+        requeue,
+        slots: Arc::clone(&slots),
+        total: total as u32,
+        visibility,
+    });
     let mut tasks = JoinSet::new();
     let mut stop = shutdown_signal();
     let mut backoff = Duration::from_millis(500);
@@ -96,13 +114,21 @@ pub async fn run(connected: super::Connected, queue_url: String) -> Result<(), W
             _ = stop.changed() => break,
             _ = check.tick() => continue,
         };
-        let room = 1 + slots.available_permits().min(9) as i32;
+        // A slot for every message asked for, taken now: none waits unwatched for one.
+        let mut permits = vec![first];
+        while permits.len() < 10 {
+            match Arc::clone(&slots).try_acquire_owned() {
+                Ok(permit) => permits.push(permit),
+                Err(_) => break,
+            }
+        }
         let receive = sqs
             .receive_message()
             .queue_url(&queue_url)
-            .max_number_of_messages(room)
+            .max_number_of_messages(permits.len() as i32)
             .wait_time_seconds(20)
             .message_attribute_names(ATTEMPTS_ATTRIBUTE)
+            .message_attribute_names(SOLO_ATTRIBUTE)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .send();
         tokio::pin!(receive);
@@ -128,12 +154,11 @@ pub async fn run(connected: super::Connected, queue_url: String) -> Result<(), W
                 continue;
             }
         };
-        let mut first = Some(first);
         for m in messages {
             let (Some(id), Some(receipt)) = (m.message_id, m.receipt_handle) else {
                 continue;
             };
-            let permit = match first.take() {
+            let permit = match permits.pop() {
                 Some(permit) => permit,
                 None => Arc::clone(&slots)
                     .acquire_owned()
@@ -146,17 +171,19 @@ pub async fn run(connected: super::Connected, queue_url: String) -> Result<(), W
                 .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(1);
-            let attempts = m
-                .message_attributes
-                .as_ref()
-                .and_then(|a| a.get(ATTEMPTS_ATTRIBUTE)?.string_value()?.parse().ok())
-                .unwrap_or(0);
+            let attribute = |name: &str| {
+                m.message_attributes
+                    .as_ref()
+                    .and_then(|a| a.get(name)?.string_value().map(str::to_string))
+            };
             let message = Message {
                 id,
                 body: m.body.unwrap_or_default(),
                 receive_count,
-                attempts,
-                solo: false,
+                attempts: attribute(ATTEMPTS_ATTRIBUTE)
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0),
+                solo: attribute(SOLO_ATTRIBUTE).is_some_and(|v| v == "true"),
             };
             let queue = Queue {
                 sqs: sqs.clone(),
@@ -165,16 +192,15 @@ pub async fn run(connected: super::Connected, queue_url: String) -> Result<(), W
             };
             let task = handle(
                 Arc::clone(&pipeline),
-                Arc::clone(&dlq),
+                Arc::clone(&hands),
                 queue,
                 message,
                 receipt,
+                permit,
             );
-            tasks.spawn(async move {
-                task.await;
-                drop(permit);
-            });
+            tasks.spawn(task);
         }
+        drop(permits);
         if stopping {
             break;
         }
@@ -221,20 +247,68 @@ impl Queue {
     }
 }
 
+/// What every message's task shares: where letters and copies go, the worker's slots, and the
+/// queue's visibility timeout in seconds.
+struct Hands<D, R> {
+    dlq: Option<D>,
+    requeue: Option<R>,
+    slots: Arc<Semaphore>,
+    total: u32,
+    visibility: u64,
+}
+
+/// Work on one message holding `permit` (one of the worker's slots), and send what its outcome
+/// asks for: the report says whether it is done (to delete) or must come back by itself.
+async fn work_on<S: ObjectStore, D: DeadLetterQueue, R: Requeue>(
+    pipeline: &Arc<Pipeline<S>>,
+    hands: &Hands<D, R>,
+    message: Message,
+    permit: OwnedSemaphorePermit,
+) -> Report {
+    let mut outcome = match pipeline.triage(&message, false) {
+        Triage::Settled(outcome) => outcome,
+        Triage::Together => within_limit(pipeline, message).await,
+        Triage::Alone => {
+            // Nothing else in hand while it runs (every slot, asked for at once so that two
+            // solo messages cannot each hold a part), so a crash now is its own.
+            drop(permit);
+            let _all = Arc::clone(&hands.slots)
+                .acquire_many_owned(hands.total)
+                .await
+                .expect("never closed");
+            within_limit(pipeline, message).await
+        }
+    };
+    after_visibility(&mut outcome, hands.visibility);
+    deliver(
+        vec![outcome],
+        hands.dlq.as_ref(),
+        hands.requeue.as_ref(),
+        None,
+    )
+    .await
+}
+
+/// A failed attempt's copy comes back after the queue's visibility timeout, as the message
+/// itself would (the worker's retry pace is the queue's, not Lambda's back-off).
+fn after_visibility(outcome: &mut MessageOutcome, visibility: u64) {
+    if let Some(copy) = outcome.resend.as_mut().filter(|c| c.delay_seconds > 0) {
+        copy.delay_seconds = visibility.min(900) as u32;
+    }
+}
+
 /// Process one message; delete it if it is done, else leave it for the queue to redeliver.
 async fn handle<S: ObjectStore>(
     pipeline: Arc<Pipeline<S>>,
-    dlq: Arc<Option<SqsDeadLetters>>,
+    hands: Arc<Hands<SqsDeadLetters, SqsRequeue>>,
     queue: Queue,
     message: Message,
     receipt: String,
+    permit: OwnedSemaphorePermit,
 ) {
     let span = tracing::info_span!("message", id = %message.id);
     async move {
-        let work = async {
-            let outcome = within_limit(&pipeline, message).await;
-            settle(vec![outcome], dlq.as_ref().as_ref()).await
-        };
+        let work = work_on(&pipeline, &hands, message, permit);
         // The heartbeat stops when the work ends: `select!` drops it.
         let report = tokio::select! {
             report = work => report,
@@ -294,20 +368,20 @@ async fn within_limit<S: ObjectStore>(
 mod tests {
     use super::*;
     use crate::config::{Env, PipelineConfig};
-    use crate::storage::MemoryStore;
+    use crate::model::Resend;
+    use crate::report::{MemoryDeadLetters, MemoryRequeue};
+    use crate::storage::{MemoryStore, StorageError};
     use std::time::Instant;
 
-    #[tokio::test]
-    async fn a_hung_render_costs_its_message_a_timeout_and_then_the_worker() {
-        let env = Env::from_pairs([
-            ("OUTPUT_BUCKET", "out"),
-            ("INPUT_BUCKETS", "in"),
-            ("MESSAGE_TIMEOUT_SECONDS", "1"),
-            ("THUMBS_CONCURRENCY", "1"),
-        ]);
+    const BODY: &str = r#"{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"in"},"object":{"key":"uploads/a.jpg"}}}]}"#;
+
+    /// A pipeline with `vars` set, holding the upload `uploads/a.jpg`.
+    fn pipeline_with(vars: &[(&'static str, &'static str)]) -> Arc<Pipeline<MemoryStore>> {
+        let mut pairs = vec![("OUTPUT_BUCKET", "out"), ("INPUT_BUCKETS", "in")];
+        pairs.extend_from_slice(vars);
         let p = Pipeline::new(
             MemoryStore::default(),
-            PipelineConfig::from_env(&env).unwrap(),
+            PipelineConfig::from_env(&Env::from_pairs(pairs)).unwrap(),
             1,
         );
         let image = std::fs::read(concat!(
@@ -316,13 +390,160 @@ mod tests {
         ))
         .unwrap();
         p.store.insert("in", "uploads/a.jpg", image);
-        *p.slow_render.lock().unwrap() = Duration::from_millis(2500);
-        let body = r#"{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"in"},"object":{"key":"uploads/a.jpg"}}}]}"#;
-        let message = Message {
+        p
+    }
+
+    /// A worker's pipeline (its queue is where copies go) with `slots` slots.
+    fn worker(
+        slots: usize,
+    ) -> (
+        Arc<Pipeline<MemoryStore>>,
+        Hands<MemoryDeadLetters, MemoryRequeue>,
+    ) {
+        let p = pipeline_with(&[("QUEUE_URL", "https://sqs/work")]);
+        let hands = Hands {
+            dlq: Some(MemoryDeadLetters::default()),
+            requeue: Some(MemoryRequeue::default()),
+            slots: Arc::new(Semaphore::new(slots)),
+            total: slots as u32,
+            visibility: 7,
+        };
+        (p, hands)
+    }
+
+    fn received(receive_count: u32, attempts: u32, solo: bool) -> Message {
+        Message {
             id: "m".into(),
-            body: body.into(),
+            body: BODY.into(),
+            receive_count,
+            attempts,
+            solo,
+        }
+    }
+
+    async fn run(
+        p: &Arc<Pipeline<MemoryStore>>,
+        hands: &Hands<MemoryDeadLetters, MemoryRequeue>,
+        message: Message,
+    ) -> Report {
+        let permit = Arc::clone(&hands.slots).acquire_owned().await.unwrap();
+        work_on(p, hands, message, permit).await
+    }
+
+    fn copies(hands: &Hands<MemoryDeadLetters, MemoryRequeue>) -> Vec<Resend> {
+        hands
+            .requeue
+            .as_ref()
+            .unwrap()
+            .copies
+            .lock()
+            .unwrap()
+            .clone()
+    }
+
+    fn letters(hands: &Hands<MemoryDeadLetters, MemoryRequeue>) -> Vec<(&'static str, String)> {
+        let dlq = hands.dlq.as_ref().unwrap().letters.lock().unwrap();
+        dlq.iter()
+            .map(|l| (l.failure.kind, l.failure.message.clone()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_message_a_killed_worker_held_comes_back_untried_and_unblamed() {
+        let (p, hands) = worker(2);
+        // Received again without an answer: the worker holding it was killed.
+        let report = run(&p, &hands, received(2, 1, false)).await;
+        assert_eq!(
+            report.done,
+            ["m"],
+            "the original is deleted, not left to count receives"
+        );
+        assert_eq!(
+            copies(&hands),
+            [Resend {
+                body: BODY.into(),
+                attempts: 1,
+                solo: true,
+                delay_seconds: 0
+            }]
+        );
+        assert!(
+            p.store.keys("out").is_empty(),
+            "it was tried among others again"
+        );
+        assert!(letters(&hands).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_solo_message_that_comes_back_unanswered_is_dead_lettered_as_crashed() {
+        let (p, hands) = worker(2);
+        let report = run(&p, &hands, received(2, 0, true)).await;
+        assert_eq!(report.done, ["m"]);
+        assert_eq!(letters(&hands)[0].0, "crashed");
+        assert!(copies(&hands).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_attempt_is_a_copy_after_the_visibility_timeout_until_the_last() {
+        let (p, hands) = worker(2);
+        let slow_down = || StorageError::Transient("SlowDown".into());
+        p.store.fail_next([slow_down()]);
+        let report = run(&p, &hands, received(1, 0, false)).await;
+        assert_eq!(report.done, ["m"]);
+        assert_eq!(
+            copies(&hands),
+            [Resend {
+                body: BODY.into(),
+                attempts: 1,
+                solo: false,
+                delay_seconds: 7
+            }]
+        );
+        // The third attempt (MAX_RECEIVES 3), carried by the copy: dead-lettered with the reason.
+        p.store.fail_next([slow_down()]);
+        let report = run(&p, &hands, received(1, 2, false)).await;
+        assert_eq!(report.done, ["m"]);
+        let [(kind, message)] = &letters(&hands)[..] else {
+            panic!("{:?}", letters(&hands))
+        };
+        assert_eq!(*kind, "storage_unavailable");
+        assert!(message.ends_with("(gave up after 3 receives)"), "{message}");
+        assert_eq!(copies(&hands).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_solo_message_runs_with_nothing_else_in_hand() {
+        let (p, hands) = worker(3);
+        let other = Arc::clone(&hands.slots).acquire_owned().await.unwrap();
+        let solo = run(&p, &hands, received(1, 0, true));
+        tokio::pin!(solo);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), &mut solo)
+                .await
+                .is_err(),
+            "it ran beside another message"
+        );
+        assert!(p.store.keys("out").is_empty());
+        drop(other);
+        let report = solo.await;
+        assert_eq!(report.done, ["m"]);
+        assert!(p
+            .store
+            .object("out", "thumbnails/a.jpg/manifest.json")
+            .is_some());
+        assert_eq!(hands.slots.available_permits(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_hung_render_costs_its_message_a_timeout_and_then_the_worker() {
+        let p = pipeline_with(&[
+            ("MESSAGE_TIMEOUT_SECONDS", "1"),
+            ("THUMBS_CONCURRENCY", "1"),
+        ]);
+        *p.slow_render.lock().unwrap() = Duration::from_millis(2500);
+        let message = Message {
             receive_count: 3,
-            ..Default::default()
+            ..received(1, 0, false)
         };
         let started = Instant::now();
         let outcome = within_limit(&p, message).await;

@@ -229,3 +229,50 @@ def test_a_wrong_queue_fails_and_counts_the_failures(aws, endpoint, make_stack, 
     assert done.returncode == 1, done.stderr
     assert done.stdout.strip() == "listed 3, skipped 0, enqueued 0, failed to enqueue 3"
     assert "could not be enqueued" in done.stderr
+
+
+# --- issue 17 (helper 17d): --only-missing and uploads that failed for good ---
+
+
+def test_only_missing_does_not_dead_letter_a_failed_first_upload_again_until_it_changes(
+    aws, endpoint, make_stack, start_worker, thumbs_bin
+):
+    """A first upload that fails for good gets a manifest saying so (no renditions, the failure,
+    its ETag): a second `--only-missing` run skips it instead of dead-lettering it again; a
+    re-upload of the key (a new ETag) is listed as missing and rendered."""
+    s3, sqs = aws
+    res = make_stack(visibility_timeout=30)
+    _without_notification(s3, res)
+    bad, good = "uploads/om/broken scan.jpg", "uploads/om/fine.jpg"
+    upload(s3, res, bad, (FIXTURES / "truncated.jpg").read_bytes())
+    upload(s3, res, good, (FIXTURES / "landscape.jpg").read_bytes())
+    _drain(sqs, res["queue_url"])
+    env = worker_env(endpoint, res)
+
+    def only_missing():
+        done = subprocess.run(_backfill(thumbs_bin, res, "--only-missing"), env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert only_missing() == "listed 2, skipped 0, enqueued 2, failed to enqueue 0"
+    start_worker(res, concurrency=2)
+    report = wait_accounted(s3, sqs, res, timeout=120)
+    assert report.ok, report.problems()
+    assert report.rendered == {good} and [d.kind for d in report.dead[bad]] == ["corrupt"]
+    failed = report.failed[bad]
+    assert failed["renditions"] == [] and failed["failures"][0]["kind"] == "corrupt", failed
+    assert failed["source"]["etag"].strip('"') == report.uploads[bad]["etag"]
+    wait_until(lambda: queue_counts(sqs, res["queue_url"]) == (0, 0), 30, what="the queue to drain")
+
+    # Run again: both are done (one rendered, one failed for good); nothing is dead-lettered twice.
+    assert only_missing() == "listed 2, skipped 2, enqueued 0, failed to enqueue 0"
+    time.sleep(3)
+    assert len(account(s3, sqs, res).dead[bad]) == 1
+
+    # The user uploads a good file under the broken key: a new ETag, so it is missing again.
+    upload(s3, res, bad, (FIXTURES / "landscape.jpg").read_bytes())
+    assert only_missing() == "listed 2, skipped 1, enqueued 1, failed to enqueue 0"
+    wait_until(lambda: bad in account(s3, sqs, res).rendered, 60, what="the re-upload to render")
+    manifest = account(s3, sqs, res).manifests[bad]
+    assert len(manifest["renditions"]) == 3 and "failures" not in manifest

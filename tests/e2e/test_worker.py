@@ -242,3 +242,41 @@ def test_a_permanent_failure_beside_a_retryable_one_is_dead_lettered_once(
     assert len(letters) == 1, [d.attributes for d in letters]
     assert letters[0].attributes["ErrorKind"] == "outside_prefix"
     assert "permanent failures wait" in worker.log(), "the message never came back with a held dead letter"
+
+
+# --- issue 17 (helper 17d): the worker counts attempts, not receives ---
+
+
+def test_receives_of_killed_workers_are_no_attempts(aws, make_stack, start_worker, faultproxy):
+    """Two workers were killed while holding the message (the test receives it twice and lets
+    it come back), then S3 GETs fail for good: the worker sends it again as a copy marked
+    ThumbsSolo (untried, unblamed) and it is tried MAX_RECEIVES (3) times before it is
+    dead-lettered with its reason, instead of on its first try (receive 3 counted as the
+    third attempt)."""
+    s3, sqs = aws
+    res = make_stack(visibility_timeout=2)
+    key = "uploads/killed/landscape.jpg"
+    upload(s3, res, key, (FIXTURES / "landscape.jpg").read_bytes())
+    held = []
+
+    def receive_and_die():
+        msgs = sqs.receive_message(QueueUrl=res["queue_url"], MaxNumberOfMessages=10, VisibilityTimeout=1,
+                                   WaitTimeSeconds=1).get("Messages", [])
+        ours = [m["MessageId"] for m in msgs if (res["input_bucket"], key) in accounting.keys_in_body(m["Body"])]
+        held.extend(ours)
+        return bool(ours)
+
+    for _ in range(2):  # two "workers" receive it and are killed (it is never deleted)
+        wait_until(receive_and_die, 30, interval=0, what="the upload's message")
+        time.sleep(1.5)
+    [original] = set(held)
+    proxy, _ = faultproxy("--fail-rate", "1", "--methods", "GET,HEAD")
+    worker = start_worker(res, s3_endpoint=proxy)
+    report = wait_accounted(s3, sqs, res, timeout=90)
+    assert report.ok and not report.rendered, report.problems()
+    [letter] = report.dead[key]
+    assert letter.attributes.get("ErrorKind") == "storage_unavailable", letter.attributes
+    assert "gave up after 3 receives" in letter.attributes["ErrorMessage"]
+    tries = worker.log().count('kind="storage_unavailable"')
+    assert tries == 3, f"{tries} attempt(s) before the dead letter, not 3:\n{worker.log()}"
+    assert letter.attributes["SourceMessageId"] != original, "the original was dead-lettered, not a copy"
