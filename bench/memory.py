@@ -16,6 +16,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import zlib
 
 def side(pixels):
     """The side of the largest square within `pixels`."""
@@ -115,6 +116,114 @@ def make_inputs(folder, limits):
     return cases
 
 
+def flat_png(path, width, height, alpha=False, bits=8, interlace=False):
+    """A PNG of one colour, written here (libvips 8.14 crashes making 16-bit PNGs this wide):
+    any shape costs kilobytes, as a decoder's memory follows the declared size."""
+    bands = 4 if alpha else 3
+    sample = (200, 120, 40, 200)[:bands]
+    pixel = bytes(sample) if bits == 8 else b"".join(struct.pack(">H", v * 257) for v in sample)
+    # Adam7's passes (x0, y0, dx, dy), or one pass of every pixel.
+    passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+    z = zlib.compressobj(9)
+    data = []
+    for x0, y0, dx, dy in passes if interlace else [(0, 0, 1, 1)]:
+        w, h = (width - x0 + dx - 1) // dx, (height - y0 + dy - 1) // dy
+        if w <= 0 or h <= 0:
+            continue
+        row = b"\0" + pixel * w
+        batch = max(1, min(h, (1 << 22) // len(row)))
+        for done in range(0, h, batch):
+            data.append(z.compress(row * min(batch, h - done)))
+    data.append(z.flush())
+
+    def chunk(kind, body):
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    head = struct.pack(">IIBBBBB", width, height, bits, 6 if alpha else 2, 0, 0, int(interlace))
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", head) + chunk(b"IDAT", b"".join(data)))
+        f.write(chunk(b"IEND", b""))
+
+
+# Extreme shapes: (name, format, file suffix, maker(path, width, height), most pixels, most a side).
+# The other formats are converted from a flat PNG by libvips (one colour, so kilobytes).
+def converted(options, alpha=False):
+    def make(path, width, height):
+        with tempfile.TemporaryDirectory() as t:
+            flat_png(f"{t}/a.png", width, height, alpha)
+            vips("copy", f"{t}/a.png", f"{path}[{options}]")
+
+    return make
+
+
+SHAPE_FORMATS = [
+    ("png-rgb", "png", "png", lambda p, w, h: flat_png(p, w, h), "pixels", None),
+    ("png-rgba", "png", "png", lambda p, w, h: flat_png(p, w, h, True), "pixels", None),
+    ("png-rgba16", "png", "png", lambda p, w, h: flat_png(p, w, h, True, 16), "pixels", None),
+    (
+        "png-rgba16-interlaced",
+        "png",
+        "png",
+        lambda p, w, h: flat_png(p, w, h, True, 16, True),
+        "interlaced",
+        None,
+    ),
+    ("tiff-deflate-rgb", "tiff", "tif", converted("compression=deflate,predictor=horizontal"), "pixels", None),
+    (
+        "tiff-deflate-rgba",
+        "tiff",
+        "tif",
+        converted("compression=deflate,predictor=horizontal", True),
+        "pixels",
+        None,
+    ),
+    ("jpeg", "jpeg", "jpg", converted("Q=90"), "pixels", 65535),
+    ("jpeg-progressive", "jpeg", "jpg", converted("Q=90,interlace"), "interlaced", 65535),
+    ("webp-rgba", "webp", "webp", converted("Q=75,effort=0", True), "pixels", 16383),
+    ("gif", "gif", "gif", converted("effort=1"), "gif", 65535),
+    ("heic", "heic", "heic", converted("compression=hevc,Q=50,effort=0"), "heif", 16384),
+    ("avif-rgba", "avif", "avif", converted("compression=av1,Q=50,effort=0", True), "heif", 16384),
+]
+
+
+def shape_cases(folder, limits, heavy=True):
+    """Every format at its widest and tallest accepted side, over short sides up to the pixel
+    limit (599, 1199 and 2399 are just under 4, 8 and 16 times the default cover preset's 150,
+    where libvips' reduce is widest), then the shapes just over the side limits and the issue's
+    extremes (refused from the header)."""
+    os.makedirs(folder, exist_ok=True)
+    cases = []
+    for name, fmt, suffix, maker, kind, most in SHAPE_FORMATS:
+        pixels = min(limits[kind], limits["pixels"])
+        # HEIC/AVIF encode slowly: their largest shapes only with --heavy.
+        slow = fmt in ("heic", "avif")
+        shapes = []
+        for long, limit in ((min(limits["width"], most or 1 << 30), "width"), (min(limits["height"], most or 1 << 30), "height")):
+            shorts = {1, 150, 599, 1199, 2399, pixels // long}
+            for s in sorted(x for x in shorts if x * long <= pixels and (heavy or not slow or x <= 599)):
+                shapes.append((long, s) if limit == "width" else (s, long))
+        if most is None or most > limits["width"]:
+            shapes.append((limits["width"] + 1, 64))
+        if most is None or most > limits["height"]:
+            shapes.append((64, limits["height"] + 1))
+        if most is None and name in ("png-rgb", "tiff-deflate-rgb"):
+            shapes += [(1_000_000, 64), (64, 1_000_000), (200_000, 320)]
+        for w, h in dict.fromkeys(shapes):
+            path = os.path.join(folder, f"shape-{name}-{w}x{h}.{suffix}")
+            if not os.path.exists(path):
+                tmp = f"{path}.part.{suffix}"
+                try:
+                    maker(tmp, w, h)
+                except subprocess.CalledProcessError as e:
+                    # An encoder that cannot make the shape (x265 below 2 pixels a side, ...).
+                    print(f"{os.path.basename(path)}: not made: {e.stderr.decode()[:200]}", file=sys.stderr)
+                    continue
+                os.replace(tmp, path)
+            cases.append((os.path.basename(path), fmt, path))
+    return cases
+
+
 def measure(thumbs, runner, path, env):
     """Peak RSS (MB) of one `thumbs render` of path, via a fresh wrapper process."""
     out = tempfile.mkdtemp(prefix="bench-memory-")
@@ -127,7 +236,7 @@ def measure(thumbs, runner, path, env):
             "p = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
             "r = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
             "print(json.dumps({'code': p.returncode, 'seconds': time.monotonic() - t,"
-            " 'kb': r.ru_maxrss, 'out': (p.stdout + p.stderr).strip().splitlines()[-2:]}))\n"
+            " 'kb': r.ru_maxrss, 'out': (p.stdout + p.stderr).strip().splitlines()[-3:]}))\n"
         )
         res = subprocess.run(
             [sys.executable, "-c", probe, *cmd], env=env, capture_output=True, text=True, check=True
@@ -148,17 +257,30 @@ def main():
         default=[],
         metavar="FORMAT=PIXELS",
         help="the limits the inputs are made at, as in the binary's Limits: pixels (all "
-        "formats), interlaced (progressive JPEG, Adam7 PNG), heif, gif",
+        "formats), interlaced (progressive JPEG, Adam7 PNG), heif, gif; width, height (each side)",
     )
+    ap.add_argument(
+        "--shapes",
+        action="store_true",
+        help="extreme shapes instead: every format at the longest side accepted, wide and tall, "
+        "and the shapes just over it",
+    )
+    ap.add_argument("--light", action="store_true", help="with --shapes: no HEIC/AVIF over 599 on the short side")
+    ap.add_argument("--only", default="", help="only the cases whose name contains this")
     ap.add_argument("--runner", default="", help="prefix command, e.g. scripts/setup/libvips-run.sh sid")
     ap.add_argument("--label", default="")
     ap.add_argument("--out", required=True, help="JSON results file")
     args = ap.parse_args()
     limits = dict.fromkeys(["pixels", "interlaced", "heif", "gif"], 64_000_000)
+    limits.update(width=16384, height=65535)
     for item in args.limit:
         fmt, pixels = item.split("=")
         limits[fmt] = int(pixels)
-    cases = make_inputs(args.inputs, limits)
+    if args.shapes:
+        cases = shape_cases(os.path.join(args.inputs, "shapes"), limits, heavy=not args.light)
+    else:
+        cases = make_inputs(args.inputs, limits)
+    cases = [c for c in cases if args.only in c[0]]
     runner = args.runner.split()
     env = dict(os.environ)
     rows = []
@@ -172,11 +294,12 @@ def main():
             "peak_rss_mb": round(worst["kb"] / 1024),
             "seconds": round(max(r["seconds"] for r in runs), 2),
             "exit": worst["code"],
-            "result": worst["out"][-1] if worst["out"] else "",
+            # The refusal's reason when there is one, else the summary line.
+            "result": next((o for o in worst["out"] if "FAIL" in o), worst["out"][-1] if worst["out"] else ""),
         }
         rows.append(row)
         print(
-            f"{name:32} {fmt:5} {row['peak_rss_mb']:6} MB {row['seconds']:6.2f} s  {row['result']}",
+            f"{name:44} {fmt:5} {row['peak_rss_mb']:6} MB {row['seconds']:6.2f} s  {row['result']}",
             flush=True,
         )
     doc = {

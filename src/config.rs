@@ -20,6 +20,8 @@ Environment:
   MAX_INTERLACED_PIXELS, MAX_HEIF_PIXELS, MAX_GIF_PIXELS   lower limits for progressive JPEG and
                     interlaced PNG, HEIC/AVIF, GIF (they decode whole) [default: 40000000,
                     50000000, 16000000]
+  MAX_INPUT_WIDTH, MAX_INPUT_HEIGHT   widest and tallest input accepted (as stored), pixels
+                    [default: 16384, 65535]
   INPUT_BUCKETS     worker/lambda: the buckets whose uploads are processed, comma-separated
                     (required; records from any other bucket are dead-lettered)
   OUTPUT_BUCKET     worker/lambda: bucket the renditions go to (required)
@@ -138,6 +140,8 @@ pub fn render_settings(env: &Env) -> Result<RenderSettings, ConfigError> {
             max_pixels_interlaced: positive("MAX_INTERLACED_PIXELS", limits.max_pixels_interlaced)?,
             max_pixels_heif: positive("MAX_HEIF_PIXELS", limits.max_pixels_heif)?,
             max_pixels_gif: positive("MAX_GIF_PIXELS", limits.max_pixels_gif)?,
+            max_width: positive("MAX_INPUT_WIDTH", limits.max_width)?,
+            max_height: positive("MAX_INPUT_HEIGHT", limits.max_height)?,
         },
         strategy: env.parse("THUMBS_STRATEGY", Strategy::default())?,
     })
@@ -374,15 +378,19 @@ mod tests {
             ("MAX_INTERLACED_PIXELS", "3"),
             ("MAX_HEIF_PIXELS", "4"),
             ("MAX_GIF_PIXELS", "5"),
+            ("MAX_INPUT_WIDTH", "6"),
+            ("MAX_INPUT_HEIGHT", "7"),
         ]);
         let limits = render_settings(&env).unwrap().limits;
         assert_eq!(
             (
                 limits.max_pixels_interlaced,
                 limits.max_pixels_heif,
-                limits.max_pixels_gif
+                limits.max_pixels_gif,
+                limits.max_width,
+                limits.max_height
             ),
-            (3, 4, 5)
+            (3, 4, 5, 6, 7)
         );
         let env = Env::from_pairs([("MAX_GIF_PIXELS", "0")]);
         assert!(render_settings(&env).is_err());

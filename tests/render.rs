@@ -565,7 +565,7 @@ fn tall_and_wide_images_get_every_rendition_in_every_format() {
         ..RenderSettings::default()
     };
     let stripes = |x: u32, y: u32, _band: u16| ((x / 7 + y / 13) % 2 * 200 + 20) as u8;
-    for (width, height) in [(1170, 25000), (100, 20000), (1, 20000), (25000, 100)] {
+    for (width, height) in [(1170, 25000), (100, 20000), (1, 20000), (16384, 100)] {
         let input = tiff(width, height, 1, 0, Some(&stripes));
         let rendered = render(&input, &settings)
             .unwrap_or_else(|e| panic!("{width}x{height}: {e} ({})", e.kind()));
@@ -954,5 +954,69 @@ fn a_truncated_svgz_is_refused_at_once() {
             assert!(reason.contains("gzip-compressed files"), "{reason}")
         }
         other => panic!("{other:?}"),
+    }
+}
+
+// --- Issue 20.1 (helper p20m): a limit on each side, so that extreme shapes stay in budget ---
+
+/// The side limits of `Limits::default()` (docs/benchmarks/memory.md: chosen by measuring).
+const MAX_WIDTH: u32 = 16_384;
+const MAX_HEIGHT: u32 = 65_535;
+
+#[test]
+fn a_side_just_over_its_limit_is_refused_from_the_header_with_the_limit() {
+    let settings = RenderSettings::default();
+    let grey = |_x: u32, _y: u32, _band: u16| 120;
+    // Whole files first (they would render without the limit), then the issue's extremes as
+    // headers only: were they decoded, they would fail as corrupt instead, or take a gigabyte.
+    let whole = [
+        (MAX_WIDTH + 1, 64, "16,385 pixels wide; the limit is 16,384"),
+        (
+            64,
+            MAX_HEIGHT + 1,
+            "65,536 pixels tall; the limit is 65,535",
+        ),
+    ];
+    let extremes = [
+        (1_000_000, 64, "1,000,000 pixels wide; the limit is 16,384"),
+        (64, 1_000_000, "1,000,000 pixels tall; the limit is 65,535"),
+        (200_000, 320, "200,000 pixels wide; the limit is 16,384"),
+    ];
+    for (i, (width, height, why)) in whole.into_iter().chain(extremes).enumerate() {
+        let input = tiff(width, height, 3, 0, (i < whole.len()).then_some(&grey));
+        let started = std::time::Instant::now();
+        let err = match render(&input, &settings) {
+            Ok(_) => panic!("{width}x{height} rendered but should have been refused"),
+            Err(e) => e,
+        };
+        assert_eq!(
+            err.to_string(),
+            format!("the image is {why}"),
+            "{width}x{height}"
+        );
+        assert_eq!(err.kind(), "too_many_pixels", "{width}x{height}");
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed.as_millis() < 500,
+            "{width}x{height} took {elapsed:?}"
+        );
+    }
+}
+
+#[test]
+fn a_side_at_its_limit_renders_every_preset() {
+    let grey = |x: u32, y: u32, _band: u16| ((x / 50 + y / 50) % 2 * 150 + 50) as u8;
+    for (width, height) in [(MAX_WIDTH, 64), (64, MAX_HEIGHT)] {
+        let rendered = render(
+            &tiff(width, height, 3, 0, Some(&grey)),
+            &RenderSettings::default(),
+        )
+        .unwrap_or_else(|e| panic!("{width}x{height}: {e}"));
+        assert_eq!(
+            (rendered.source.width, rendered.source.height),
+            (width, height)
+        );
+        assert_eq!(rendered.renditions.len(), 3, "{width}x{height}");
+        assert!(rendered.failed.is_empty(), "{width}x{height}");
     }
 }

@@ -13,6 +13,16 @@ pub enum RenderError {
     TooLarge { bytes: u64, max: u64 },
     #[error("the image declares {width}x{height} pixels, over the limit of {max} pixels")]
     TooManyPixels { width: u32, height: u32, max: u64 },
+    /// A side over `Limits::max_width` or `max_height` (`length` of the side `way`, "wide" or
+    /// "tall", as stored; `turned` when EXIF orientation shows it the other way). Its kind is
+    /// `too_many_pixels`: over the size limits.
+    #[error("{}", side_too_long(.way, *.length, *.max, *.turned))]
+    SideTooLong {
+        way: &'static str,
+        length: u32,
+        max: u64,
+        turned: bool,
+    },
     #[error("unsupported format: {0}")]
     Unsupported(String),
     #[error("corrupt or truncated image: {0}")]
@@ -37,13 +47,42 @@ pub enum RenderError {
     },
 }
 
+/// "the image is 1,000,000 pixels wide; the limit is 16,384".
+fn side_too_long(way: &str, length: u32, max: u64, turned: bool) -> String {
+    let stored = if turned {
+        " as stored (its EXIF orientation shows it turned)"
+    } else {
+        ""
+    };
+    format!(
+        "the image is {} pixels {way}{stored}; the limit is {}",
+        grouped(length.into()),
+        grouped(max)
+    )
+}
+
+/// A number with thousands separators, as people write them.
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 impl RenderError {
     /// A short, stable name for logs, metrics and DLQ attributes.
     pub fn kind(&self) -> &'static str {
         match self {
             RenderError::Empty => "empty",
             RenderError::TooLarge { .. } => "too_large",
-            RenderError::TooManyPixels { .. } => "too_many_pixels",
+            RenderError::TooManyPixels { .. } | RenderError::SideTooLong { .. } => {
+                "too_many_pixels"
+            }
             RenderError::Unsupported(_) => "unsupported",
             RenderError::Corrupt(_) => "corrupt",
             RenderError::Encode { .. } => "encode",

@@ -67,6 +67,12 @@ pub struct Limits {
     /// HEIC and AVIF.
     pub max_pixels_heif: u64,
     pub max_pixels_gif: u64,
+    /// Widest and tallest image of every format, as stored (before EXIF orientation turns
+    /// it). libvips' buffers hold rows at the stored width, so a very wide image (1,000,000 x
+    /// 64 peaked at 1 GB on 8.16) costs far more than a square one of the same pixel count; a
+    /// tall one costs much less, so its limit is higher (long screenshots).
+    pub max_width: u64,
+    pub max_height: u64,
 }
 
 impl Default for Limits {
@@ -79,6 +85,8 @@ impl Default for Limits {
             max_pixels_interlaced: 40_000_000,
             max_pixels_heif: 50_000_000,
             max_pixels_gif: 16_000_000,
+            max_width: 16_384,
+            max_height: 65_535,
         }
     }
 }

@@ -37,6 +37,29 @@ fn check_pixels(width: u32, height: u32, max: u64) -> Result<(), RenderError> {
     Ok(())
 }
 
+/// Each side as stored, which is what libvips decodes (`turned`: shown the other way).
+fn check_sides(width: u32, height: u32, turned: bool, limits: &Limits) -> Result<(), RenderError> {
+    for (way, length, max) in [
+        ("wide", width, limits.max_width),
+        ("tall", height, limits.max_height),
+    ] {
+        if u64::from(length) > max {
+            let way = match (turned, way) {
+                (false, way) => way,
+                (true, "wide") => "tall",
+                (true, _) => "wide",
+            };
+            return Err(RenderError::SideTooLong {
+                way,
+                length,
+                max,
+                turned,
+            });
+        }
+    }
+    Ok(())
+}
+
 // Which limit applies depends on the format as only the probe knows it.
 impl Limits {
     /// The pixel limit for one input, from what its header says about how it must be decoded.
@@ -130,6 +153,7 @@ pub(super) fn probe_format(bytes: &[u8], limits: &Limits) -> Result<(Probe, Load
     }
     // EXIF orientations 5-8 turn the picture a quarter.
     let turned = header.is_turned();
+    check_sides(width, height, turned, limits)?;
     let name = match format {
         Loader::Jpeg => "jpeg",
         Loader::Png => "png",
@@ -219,6 +243,41 @@ mod tests {
         let heif_only = only(|l| l.max_pixels_heif = 100);
         assert_eq!(refused_at(heic, &heif_only), Some(100));
         assert_eq!(refused_at(baseline, &heif_only), None);
+    }
+
+    #[test]
+    fn each_side_is_checked_as_stored_and_refused_in_the_uploaders_words() {
+        // orient6.jpg is stored 1200x800 and shown 800x1200 (EXIF orientation 6).
+        let turned = include_bytes!("../../tests/fixtures/orient6.jpg");
+        let shown = probe(turned, &Limits::default()).unwrap();
+        assert_eq!((shown.width, shown.height), (800, 1200));
+        assert_eq!(
+            probe(turned, &only(|l| l.max_width = 1199)).unwrap_err(),
+            RenderError::SideTooLong {
+                way: "tall",
+                length: 1200,
+                max: 1199,
+                turned: true
+            }
+        );
+        assert!(probe(turned, &only(|l| l.max_height = 800)).is_ok());
+        let err = probe(turned, &only(|l| l.max_height = 799)).unwrap_err();
+        assert_eq!(err.kind(), "too_many_pixels");
+        assert_eq!(
+            err.to_string(),
+            "the image is 800 pixels wide as stored (its EXIF orientation shows it turned); \
+             the limit is 799"
+        );
+        let wide = RenderError::SideTooLong {
+            way: "wide",
+            length: 1_000_000,
+            max: 20_000,
+            turned: false,
+        };
+        assert_eq!(
+            wide.to_string(),
+            "the image is 1,000,000 pixels wide; the limit is 20,000"
+        );
     }
 
     #[test]
