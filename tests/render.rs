@@ -956,3 +956,55 @@ fn a_truncated_svgz_is_refused_at_once() {
         other => panic!("{other:?}"),
     }
 }
+
+// ---- 20c: colour from nclx (HEIC/AVIF) and PNG gAMA/cHRM ----
+
+/// Reference sRGB of the nclx fixtures' patches, from scripts/build/nclx-reference.py (libavif's
+/// avifdec / libheif's heif-dec to decode, colour-science to convert; HDR through BT.2390's EETF
+/// from 1000 to 203 cd/m2 on max(R,G,B), 203 cd/m2 as SDR white; see README's colour section).
+/// Patches: SDR files P3 green 30/200/40, red, blue, skin 224/172/140, sky 90/150/210, greys 40,
+/// 128, 220; HDR files signals 0.58 (203 cd/m2 in PQ), 0.75, 0.51, 0.30 grey, then a green, a
+/// skin tone, a sky blue and a bright red (scripts/build/nclx-fixtures.sh).
+/// The script's output, as printed: file, then each patch's R/G/B.
+const NCLX_REFERENCE: &str = "\
+nclx-p3.avif 0/204/0 255/0/0 0/0/255 234/169/134 67/152/215 40/40/40 128/128/128 220/220/220
+nclx-p3.heic 0/204/0 255/0/0 0/0/255 235/169/135 67/152/215 40/40/40 128/128/128 220/220/220
+nclx-rec2020.avif 0/217/0 255/0/0 0/0/255 253/174/146 0/165/221 56/56/56 140/140/140 224/224/224
+nclx-rec2020-pq.avif 229/229/229 255/255/255 187/187/187 63/63/63 0/233/0 251/109/91 0/121/240 255/0/0
+nclx-rec2020-pq.heic 228/228/228 255/255/255 187/187/187 63/63/63 0/233/0 251/109/91 0/121/239 255/0/0
+nclx-rec2020-hlg.avif 165/165/165 229/229/229 140/140/140 77/77/77 65/167/71 194/132/122 66/124/167 227/0/42";
+
+/// Lines of "file R/G/B R/G/B ..." as (file, colours).
+fn reference_table(table: &str) -> Vec<(&str, Vec<[i32; 3]>)> {
+    table
+        .lines()
+        .map(|line| {
+            let mut fields = line.split(' ');
+            let name = fields.next().unwrap();
+            let colours = fields
+                .map(|rgb| {
+                    let v: Vec<i32> = rgb.split('/').map(|n| n.parse().unwrap()).collect();
+                    [v[0], v[1], v[2]]
+                })
+                .collect();
+            (name, colours)
+        })
+        .collect()
+}
+
+#[test]
+fn heic_and_avif_colour_given_by_nclx_matches_colour_science() {
+    // Tolerance 3 levels, as for the ICC tests: the engine reads libheif's decode (the reference
+    // libavif's, for AVIF: YCbCr rounding differs by a level), 8.14 to 8.18 all give 10-bit files
+    // as 16 bits, and the rendition is a Q100 JPEG (a level of its own).
+    let mut wrong = Vec::new();
+    for (name, want) in reference_table(NCLX_REFERENCE) {
+        for strategy in [Strategy::SharedDecode, Strategy::PerPreset] {
+            let got = patch_colours(name, strategy);
+            if !within(&got, &want, 3) {
+                wrong.push(format!("{name} ({strategy:?}): got {got:?}, want {want:?}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
