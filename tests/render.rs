@@ -992,13 +992,11 @@ fn reference_table(table: &str) -> Vec<(&str, Vec<[i32; 3]>)> {
         .collect()
 }
 
-#[test]
-fn heic_and_avif_colour_given_by_nclx_matches_colour_science() {
-    // Tolerance 3 levels, as for the ICC tests: the engine reads libheif's decode (the reference
-    // libavif's, for AVIF: YCbCr rounding differs by a level), 8.14 to 8.18 all give 10-bit files
-    // as 16 bits, and the rendition is a Q100 JPEG (a level of its own).
+/// Every patch of every file of a reference table within 3 levels, in both strategies; all
+/// misses are reported at once.
+fn assert_matches_reference(table: &str) {
     let mut wrong = Vec::new();
-    for (name, want) in reference_table(NCLX_REFERENCE) {
+    for (name, want) in reference_table(table) {
         for strategy in [Strategy::SharedDecode, Strategy::PerPreset] {
             let got = patch_colours(name, strategy);
             if !within(&got, &want, 3) {
@@ -1007,4 +1005,27 @@ fn heic_and_avif_colour_given_by_nclx_matches_colour_science() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn heic_and_avif_colour_given_by_nclx_matches_colour_science() {
+    // Tolerance 3 levels, as for the ICC tests: the engine reads libheif's decode (the reference
+    // libavif's, for AVIF: YCbCr rounding differs by a level), 8.14 to 8.18 all give 10-bit files
+    // as 16 bits, and the rendition is a Q100 JPEG (a level of its own).
+    assert_matches_reference(NCLX_REFERENCE);
+}
+
+/// From scripts/build/nclx-reference.py too: the PNG gAMA/cHRM fixtures
+/// (scripts/build/png-gamma-fixtures.py; the same patches as the SDR nclx files).
+const PNG_GAMMA_REFERENCE: &str = "\
+png-gama1.png 96/229/110 255/0/0 0/0/255 241/214/196 160/202/234 110/110/110 188/188/188 239/239/239
+png-gama-chrm-p3.png 0/205/0 255/0/0 0/0/255 234/171/136 66/153/216 35/35/35 129/129/129 221/221/221
+png-gama-srgb.png 30/200/40 255/0/0 0/0/255 224/172/140 90/150/210 40/40/40 128/128/128 220/220/220
+png-gama-iccp.png 0/204/0 255/0/0 0/0/255 234/169/135 67/152/215 40/40/40 128/128/128 220/220/220";
+
+#[test]
+fn png_gamma_and_chromaticities_are_honoured_unless_srgb_or_iccp_overrides_them() {
+    // gAMA 1.0 alone; gAMA 1/2.2 with Display P3's cHRM; gAMA 1.0 under an sRGB chunk (ignored)
+    // and under a Display P3 iCCP (ignored: the ICC wins). Tolerance 3 as above (a Q100 JPEG).
+    assert_matches_reference(PNG_GAMMA_REFERENCE);
 }

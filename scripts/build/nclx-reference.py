@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Reference sRGB colours of the nclx fixtures (scripts/build/nclx-fixtures.sh), computed without
+"""Reference sRGB colours of the nclx fixtures (scripts/build/nclx-fixtures.sh) and of the PNG
+gAMA/cHRM fixtures (scripts/build/png-gamma-fixtures.py), computed without
 libvips and without the engine's code: each file is decoded by its format's own reference tool
 (libavif's avifdec for AVIF, libheif's heif-dec for HEIC: YCbCr to R'G'B' with the file's matrix
 and range), then converted to sRGB by colour-science (its CICP curves and colourspaces:
@@ -7,6 +8,8 @@ eotf_ST2084, eotf_BT2100_HLG with a 1000 cd/m2 display, the BT.2020 and Display 
 Bradford adaptation), clipped to the sRGB gamut in linear light. HDR is tone-mapped as the README
 says: ITU-R BT.2390's EETF (written out below from the recommendation's formulas) from 1000 to
 203 cd/m2 on max(R, G, B) with the three channels scaled alike, and 203 cd/m2 as SDR white.
+PNGs are read by pypng and converted as browsers show them (the PNG spec's precedence: iCCP >
+sRGB > cHRM/gAMA): linear = sample^(1/gAMA), cHRM's primaries (else sRGB's).
 
 Usage: scripts/build/nclx-reference.py  (needs avifdec from libavif-bin, the heif-dec that
 scripts/build/nclx-fixtures.sh unpacks, and a Python with colour-science, numpy and pypng:
@@ -34,6 +37,12 @@ CASES = [
     ("nclx-rec2020-pq.avif", "ITU-R BT.2020", "PQ"),
     ("nclx-rec2020-pq.heic", "ITU-R BT.2020", "PQ"),
     ("nclx-rec2020-hlg.avif", "ITU-R BT.2020", "HLG"),
+    ("png-gama1.png", "sRGB", 1.0),
+    ("png-gama-chrm-p3.png", colour.RGB_Colourspace(
+        "cHRM", np.array([[0.680, 0.320], [0.265, 0.690], [0.150, 0.060]]), np.array([0.3127, 0.3290]),
+        use_derived_matrix_RGB_to_XYZ=True, use_derived_matrix_XYZ_to_RGB=True), 1 / 2.2),
+    ("png-gama-srgb.png", "sRGB", "sRGB"),  # the sRGB chunk wins
+    ("png-gama-iccp.png", "Display P3", "sRGB"),  # the iCCP (Display P3, sRGB curve) wins
 ]
 PEAK, SDR_WHITE = 1000.0, 203.0
 
@@ -41,7 +50,9 @@ PEAK, SDR_WHITE = 1000.0, 203.0
 def decoded(name, tmp):
     """R'G'B' (0..1) of the file as its reference decoder gives it, as a 16-bit PNG."""
     out = os.path.join(tmp, name + ".png")
-    if name.endswith(".avif"):
+    if name.endswith(".png"):
+        out = os.path.join(FIXTURES, name)
+    elif name.endswith(".avif"):
         subprocess.run(["avifdec", "-d", "16", os.path.join(FIXTURES, name), out], check=True,
                        stdout=subprocess.DEVNULL)
     else:
@@ -68,7 +79,9 @@ def eetf(nits):
 
 
 def to_srgb(signal, space, transfer):
-    if transfer == "sRGB":
+    if isinstance(transfer, float):  # a PNG's gAMA
+        linear = signal ** (1 / transfer)
+    elif transfer == "sRGB":
         linear = colour.models.eotf_sRGB(signal)
     elif transfer == "BT.2020":
         linear = colour.models.oetf_inverse_BT2020(signal)

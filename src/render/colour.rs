@@ -132,6 +132,44 @@ pub fn heif_nclx(file: &[u8]) -> Option<Cicp> {
     nclx
 }
 
+/// The conversion a PNG's `gAMA` (and `cHRM`) chunks ask for, the way Chromium and Firefox show
+/// them, or None. The PNG spec's precedence: an `iCCP` (libvips converts through it) or `sRGB`
+/// chunk overrides them. `gAMA` gives the curve (linear = sample^(1/gamma)), with `cHRM`'s
+/// primaries and white or, without `cHRM`, sRGB's; `cHRM` without `gAMA` is ignored (as
+/// Chromium does). A gamma within libpng's 5% threshold of 1/2.2 with no other primaries is
+/// taken as sRGB: that is what the many files written with gAMA 45455 mean.
+pub fn png_gamma(file: &[u8]) -> Option<ToSrgb> {
+    let (mut gamma, mut chrm) = (None, None);
+    let mut at = 8;
+    while let (Some(length), Some(kind)) = (be32(file, at), file.get(at + 4..at + 8)) {
+        let data = file.get(at + 8..at + 8 + length as usize)?;
+        match kind {
+            b"iCCP" | b"sRGB" => return None,
+            b"gAMA" => gamma = be32(data, 0).map(|g| f64::from(g) / 100_000.0),
+            b"cHRM" => {
+                let v: Vec<f64> = (0..8)
+                    .map_while(|i| be32(data, 4 * i).map(|v| f64::from(v) / 100_000.0))
+                    .collect();
+                if v.len() == 8 {
+                    chrm = Some([[v[2], v[3]], [v[4], v[5]], [v[6], v[7]], [v[0], v[1]]]);
+                }
+            }
+            b"IDAT" => break,
+            _ => {}
+        }
+        at += 12 + length as usize;
+    }
+    let gamma = gamma.filter(|g| *g > 0.0)?;
+    let chromaticities = chrm.filter(|c| c.iter().all(|xy| xy[1] > 0.0));
+    if chromaticities.is_none() && (gamma * 2.2 - 1.0).abs() < 0.05 {
+        return None;
+    }
+    ToSrgb::new(
+        chromaticities.unwrap_or(BT709),
+        Transfer::Gamma(1.0 / gamma),
+    )
+}
+
 /// CIE xy of red, green, blue and white.
 type Chromaticities = [[f64; 2]; 4];
 
@@ -383,6 +421,11 @@ impl ToSrgb {
             tracing::warn!(?cicp, "nclx colour not understood; taken as sRGB");
             return None;
         };
+        Self::new(chromaticities, transfer)
+    }
+
+    /// None when these are sRGB's primaries and curve.
+    fn new(chromaticities: Chromaticities, transfer: Transfer) -> Option<Self> {
         if chromaticities == BT709 && transfer == Transfer::Srgb {
             return None;
         }
@@ -551,5 +594,36 @@ mod tests {
         assert_eq!(heif_nclx(&heif_with(&[colr(nclx), icc])), None);
         assert_eq!(heif_nclx(&heif_with(&[ispe])), None);
         assert_eq!(heif_nclx(b"\0\0\0\x08ftyp"), None);
+    }
+
+    fn png_with(chunks: &[(&[u8; 4], &[u8])]) -> Vec<u8> {
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        for (kind, data) in chunks.iter().chain([&(b"IDAT", &[][..])]) {
+            png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            png.extend_from_slice(*kind);
+            png.extend_from_slice(data);
+            png.extend_from_slice(&[0; 4]); // CRC, not checked here
+        }
+        png
+    }
+
+    #[test]
+    fn png_gamma_counts_unless_an_srgb_or_iccp_chunk_overrides_it() {
+        let linear = 100_000u32.to_be_bytes();
+        assert!(png_gamma(&png_with(&[(b"gAMA", &linear)])).is_some());
+        assert_eq!(
+            png_gamma(&png_with(&[(b"gAMA", &linear), (b"sRGB", &[0])])),
+            None
+        );
+        assert_eq!(
+            png_gamma(&png_with(&[(b"iCCP", b"p\0\0"), (b"gAMA", &linear)])),
+            None
+        );
+        // 1/2.2 alone is what sRGB files carry; cHRM without gAMA is ignored.
+        assert_eq!(
+            png_gamma(&png_with(&[(b"gAMA", &45_455u32.to_be_bytes())])),
+            None
+        );
+        assert_eq!(png_gamma(&png_with(&[(b"cHRM", &[0; 32])])), None);
     }
 }

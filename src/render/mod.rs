@@ -132,9 +132,11 @@ fn render_unguarded(bytes: &[u8], settings: &RenderSettings) -> Result<Rendered,
         .collect();
     // The size every preset can be derived from: the largest scale any preset needs.
     let base_width = needed_width(scales.iter().copied().fold(0.0, f64::max));
-    // HEIC/AVIF colour given only by nclx code points, which libvips takes as sRGB.
+    // HEIC/AVIF colour given only by nclx code points, and PNG gAMA/cHRM chunks: libvips
+    // takes both as sRGB.
     let nclx = match loader {
         Loader::Heif if !source.icc => colour::heif_nclx(bytes).and_then(colour::ToSrgb::for_cicp),
+        Loader::Png if !source.icc => colour::png_gamma(bytes),
         _ => None,
     };
     let nclx = nclx.as_ref();
@@ -321,7 +323,8 @@ fn decode_base(
     fit_bands(image.without_metadata()?)?.copy_memory()
 }
 
-/// The pixels of an nclx-tagged HEIC/AVIF converted to sRGB (see `colour`); others unchanged.
+/// The pixels of an nclx-tagged HEIC/AVIF or a PNG with gAMA/cHRM converted to sRGB (see
+/// `colour`); others unchanged.
 fn in_srgb<'a>(image: Image<'a>, nclx: Option<&colour::ToSrgb>) -> vips::Result<Image<'a>> {
     let Some(nclx) = nclx else {
         return Ok(image);
