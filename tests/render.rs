@@ -1020,3 +1020,76 @@ fn a_side_at_its_limit_renders_every_preset() {
         assert!(rendered.failed.is_empty(), "{width}x{height}");
     }
 }
+
+// ---- 20c: colour from nclx (HEIC/AVIF) and PNG gAMA/cHRM ----
+
+/// Reference sRGB of the nclx fixtures' patches, from scripts/build/nclx-reference.py (libavif's
+/// avifdec / libheif's heif-dec to decode, colour-science to convert; HDR through BT.2390's EETF
+/// from 1000 to 203 cd/m2 on max(R,G,B), 203 cd/m2 as SDR white; see README's colour section).
+/// Patches: SDR files P3 green 30/200/40, red, blue, skin 224/172/140, sky 90/150/210, greys 40,
+/// 128, 220; HDR files signals 0.58 (203 cd/m2 in PQ), 0.75, 0.51, 0.30 grey, then a green, a
+/// skin tone, a sky blue and a bright red (scripts/build/nclx-fixtures.sh).
+/// The script's output, as printed: file, then each patch's R/G/B.
+const NCLX_REFERENCE: &str = "\
+nclx-p3.avif 0/204/0 255/0/0 0/0/255 234/169/134 67/152/215 40/40/40 128/128/128 220/220/220
+nclx-p3.heic 0/204/0 255/0/0 0/0/255 235/169/135 67/152/215 40/40/40 128/128/128 220/220/220
+nclx-rec2020.avif 0/217/0 255/0/0 0/0/255 253/174/146 0/165/221 56/56/56 140/140/140 224/224/224
+nclx-rec2020-pq.avif 229/229/229 255/255/255 187/187/187 63/63/63 0/233/0 251/109/91 0/121/240 255/0/0
+nclx-rec2020-pq.heic 228/228/228 255/255/255 187/187/187 63/63/63 0/233/0 251/109/91 0/121/239 255/0/0
+nclx-rec2020-hlg.avif 165/165/165 229/229/229 140/140/140 77/77/77 65/167/71 194/132/122 66/124/167 227/0/42";
+
+/// Lines of "file R/G/B R/G/B ..." as (file, colours).
+fn reference_table(table: &str) -> Vec<(&str, Vec<[i32; 3]>)> {
+    table
+        .lines()
+        .map(|line| {
+            let mut fields = line.split(' ');
+            let name = fields.next().unwrap();
+            let colours = fields
+                .map(|rgb| {
+                    let v: Vec<i32> = rgb.split('/').map(|n| n.parse().unwrap()).collect();
+                    [v[0], v[1], v[2]]
+                })
+                .collect();
+            (name, colours)
+        })
+        .collect()
+}
+
+/// Every patch of every file of a reference table within 3 levels, in both strategies; all
+/// misses are reported at once.
+fn assert_matches_reference(table: &str) {
+    let mut wrong = Vec::new();
+    for (name, want) in reference_table(table) {
+        for strategy in [Strategy::SharedDecode, Strategy::PerPreset] {
+            let got = patch_colours(name, strategy);
+            if !within(&got, &want, 3) {
+                wrong.push(format!("{name} ({strategy:?}): got {got:?}, want {want:?}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn heic_and_avif_colour_given_by_nclx_matches_colour_science() {
+    // Tolerance 3 levels, as for the ICC tests: the engine reads libheif's decode (the reference
+    // libavif's, for AVIF: YCbCr rounding differs by a level), 8.14 to 8.18 all give 10-bit files
+    // as 16 bits, and the rendition is a Q100 JPEG (a level of its own).
+    assert_matches_reference(NCLX_REFERENCE);
+}
+
+/// From scripts/build/nclx-reference.py too: the PNG gAMA/cHRM fixtures
+/// (scripts/build/png-gamma-fixtures.py; the same patches as the SDR nclx files).
+const PNG_GAMMA_REFERENCE: &str = "\
+png-gama1.png 96/229/110 255/0/0 0/0/255 241/214/196 160/202/234 110/110/110 188/188/188 239/239/239
+png-gama-chrm-p3.png 0/205/0 255/0/0 0/0/255 234/171/136 66/153/216 35/35/35 129/129/129 221/221/221
+png-gama-srgb.png 30/200/40 255/0/0 0/0/255 224/172/140 90/150/210 40/40/40 128/128/128 220/220/220
+png-gama-iccp.png 0/204/0 255/0/0 0/0/255 234/169/135 67/152/215 40/40/40 128/128/128 220/220/220";
+
+#[test]
+fn png_gamma_and_chromaticities_are_honoured_unless_srgb_or_iccp_overrides_them() {
+    // gAMA 1.0 alone; gAMA 1/2.2 with Display P3's cHRM; gAMA 1.0 under an sRGB chunk (ignored)
+    // and under a Display P3 iCCP (ignored: the ICC wins). Tolerance 3 as above (a Q100 JPEG).
+    assert_matches_reference(PNG_GAMMA_REFERENCE);
+}

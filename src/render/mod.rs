@@ -5,6 +5,7 @@
 //! then each preset, largest first, from the smallest whole picture made so far, each encoded
 //! in every output format, plus a tiny placeholder for the manifest.
 
+mod colour;
 mod probe;
 mod reason;
 mod sniff;
@@ -131,7 +132,15 @@ fn render_unguarded(bytes: &[u8], settings: &RenderSettings) -> Result<Rendered,
         .collect();
     // The size every preset can be derived from: the largest scale any preset needs.
     let base_width = needed_width(scales.iter().copied().fold(0.0, f64::max));
-    let base = decode_base(bytes, loader, &source, base_width as i32).map_err(corrupt)?;
+    // HEIC/AVIF colour given only by nclx code points, and PNG gAMA/cHRM chunks: libvips
+    // takes both as sRGB.
+    let nclx = match loader {
+        Loader::Heif if !source.icc => colour::heif_nclx(bytes).and_then(colour::ToSrgb::for_cicp),
+        Loader::Png if !source.icc => colour::png_gamma(bytes),
+        _ => None,
+    };
+    let nclx = nclx.as_ref();
+    let base = decode_base(bytes, loader, &source, base_width as i32, nclx).map_err(corrupt)?;
 
     // Largest preset first, each resized from the smallest whole picture made so far that is
     // still large enough (resizing costs what its input's pixels cost): `small` comes from
@@ -155,6 +164,7 @@ fn render_unguarded(bytes: &[u8], settings: &RenderSettings) -> Result<Rendered,
                 cover,
                 source.icc,
             )
+            .and_then(|i| in_srgb(i, nclx))
             .and_then(|i| i.without_metadata())
             .and_then(fit_bands),
             _ => smallest_covering(&whole, &base, needed_width(scales[index])).resize(
@@ -268,6 +278,7 @@ fn decode_base(
     loader: Loader,
     source: &Probe,
     width: i32,
+    nclx: Option<&colour::ToSrgb>,
 ) -> vips::Result<Image<'static>> {
     let image = if source.cmyk || source.wide {
         // Shrink the CMYK pixels first (JPEG while decoding, others as they stream in), then
@@ -304,9 +315,23 @@ fn decode_base(
         // In memory before turning it: a sequential read cannot be turned.
         converted.copy_memory()?.autorot()?
     } else {
-        Image::thumbnail(bytes, loader, width, UNBOUNDED, false, source.icc)?
+        in_srgb(
+            Image::thumbnail(bytes, loader, width, UNBOUNDED, false, source.icc)?,
+            nclx,
+        )?
     };
     fit_bands(image.without_metadata()?)?.copy_memory()
+}
+
+/// The pixels of an nclx-tagged HEIC/AVIF or a PNG with gAMA/cHRM converted to sRGB (see
+/// `colour`); others unchanged.
+fn in_srgb<'a>(image: Image<'a>, nclx: Option<&colour::ToSrgb>) -> vips::Result<Image<'a>> {
+    let Some(nclx) = nclx else {
+        return Ok(image);
+    };
+    let samples = image.samples()?;
+    let pixels = nclx.convert(&samples.values, image.bands() as usize, samples.max);
+    Image::from_pixels(image.width(), image.height(), image.bands(), &pixels)
 }
 
 /// 8 bits per band, and only the bands an output can hold: grey or colour, plus alpha. Extra

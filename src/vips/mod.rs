@@ -693,23 +693,7 @@ impl<'buf> Image<'buf> {
             },
             uchar,
         )?;
-        let space = if uchar.bands() < 3 {
-            ffi::VipsInterpretation_VIPS_INTERPRETATION_B_W
-        } else {
-            ffi::VipsInterpretation_VIPS_INTERPRETATION_sRGB
-        };
-        let mut out = ptr::null_mut();
-        // SAFETY: valid input; NULL-terminated option list.
-        let status = unsafe {
-            ffi::vips_copy(
-                uchar.raw(),
-                &mut out,
-                c"interpretation".as_ptr(),
-                space as c_int,
-                ptr::null::<c_char>(),
-            )
-        };
-        wrap(status, out)
+        uchar.labelled_8bit()
     }
 
     /// True when the pixels are one-band (plus alpha) greyscale.
@@ -1009,6 +993,91 @@ impl<'buf> Image<'buf> {
             let buf = ffi::vips_image_write_to_memory(self.raw(), &mut len);
             take_buffer(buf, len)
         }
+    }
+}
+
+/// Pixel samples of an 8- or 16-bit image, interleaved row by row, with the value that means
+/// full signal (see `Image::samples`).
+pub struct Samples {
+    pub values: Vec<u16>,
+    pub max: u16,
+}
+
+impl<'buf> Image<'buf> {
+    /// The samples of an 8-bit (`max` 255) or 16-bit image. libvips' HEIF loader gives a
+    /// B-bit file's values shifted to the top of 16 bits (10-bit 1023 is 65472 on 8.14.1,
+    /// 8.16.1 and 8.18.7), so its `max` is read from the bit depth it records.
+    pub fn samples(&self) -> Result<Samples> {
+        let bytes = self.pixels()?;
+        // SAFETY: reads a field of a live image.
+        let format = unsafe { ffi::vips_image_get_format(self.raw()) };
+        if format == ffi::VipsBandFormat_VIPS_FORMAT_UCHAR {
+            return Ok(Samples {
+                values: bytes.into_iter().map(u16::from).collect(),
+                max: 255,
+            });
+        }
+        if format != ffi::VipsBandFormat_VIPS_FORMAT_USHORT {
+            return Err(VipsError(format!("samples of band format {format}")));
+        }
+        let bits = self
+            .get_int("bits-per-sample") // 8.15 on
+            .or_else(|| self.get_int("heif-bitdepth")) // 8.14
+            .filter(|bits| (9..=16).contains(bits))
+            .unwrap_or(16);
+        Ok(Samples {
+            values: bytes
+                .chunks_exact(2)
+                .map(|b| u16::from_ne_bytes([b[0], b[1]]))
+                .collect(),
+            max: (((1u32 << bits) - 1) << (16 - bits)) as u16,
+        })
+    }
+
+    /// An 8-bit image of `bands` interleaved samples a pixel: sRGB (3 or 4 bands) or B_W.
+    pub fn from_pixels(
+        width: u32,
+        height: u32,
+        bands: u32,
+        pixels: &[u8],
+    ) -> Result<Image<'static>> {
+        init();
+        if pixels.len() != width as usize * height as usize * bands as usize {
+            return Err(VipsError("pixel buffer of the wrong size".into()));
+        }
+        // SAFETY: libvips copies `pixels`, whose length was checked against the shape above.
+        let copied = unsafe {
+            ffi::vips_image_new_from_memory_copy(
+                pixels.as_ptr().cast(),
+                pixels.len() as ffi::size_t,
+                width as c_int,
+                height as c_int,
+                bands as c_int,
+                ffi::VipsBandFormat_VIPS_FORMAT_UCHAR,
+            )
+        };
+        wrap::<'static>(0, copied)?.labelled_8bit()
+    }
+
+    /// The same 8-bit pixels labelled B_W (one or two bands) or sRGB.
+    fn labelled_8bit(&self) -> Result<Image<'buf>> {
+        let space = if self.bands() < 3 {
+            ffi::VipsInterpretation_VIPS_INTERPRETATION_B_W
+        } else {
+            ffi::VipsInterpretation_VIPS_INTERPRETATION_sRGB
+        };
+        let mut out = ptr::null_mut();
+        // SAFETY: valid input; NULL-terminated option list.
+        let status = unsafe {
+            ffi::vips_copy(
+                self.raw(),
+                &mut out,
+                c"interpretation".as_ptr(),
+                space as c_int,
+                ptr::null::<c_char>(),
+            )
+        };
+        wrap(status, out)
     }
 }
 
