@@ -189,10 +189,12 @@ pub async fn settled<S: ObjectStore>(
                 let mut newer = m.clone();
                 newer.source.sequencer = Some(ours.to_string());
                 put_manifest(store, config, object, newer.to_json(), current).await?;
+                drop_unlisted(store, config, object, etag, current, fingerprint).await;
                 return Ok(Some("unchanged"));
             }
         }
         delete_listed(store, config, object, &m.obsolete).await;
+        drop_unlisted(store, config, object, etag, current, fingerprint).await;
         return Ok(Some("unchanged"));
     }
     // A veto, when the key agrees: it still holds what the newer event's manifest describes.
@@ -217,23 +219,44 @@ pub async fn abandon<S: ObjectStore>(
     object: &ObjectRef,
     fingerprint: &str,
 ) -> Result<(), Failure> {
-    let Some(etag) = &object.etag else {
-        return Ok(());
-    };
     let current = current(store, config, &object.bucket, &object.key).await?;
-    let tag = store::content_tag(etag, fingerprint);
+    drop_unlisted(
+        store,
+        config,
+        object,
+        object.etag.as_deref(),
+        &current,
+        fingerprint,
+    )
+    .await;
+    Ok(())
+}
+
+/// Delete the renditions this upload's delivery writes (`etag` is the upload's) that the
+/// stored manifest does not list: what an earlier, interrupted try of it left. No other
+/// upload's delivery writes these names, so none in flight can need them.
+async fn drop_unlisted<S: ObjectStore>(
+    store: &S,
+    config: &PipelineConfig,
+    object: &ObjectRef,
+    etag: Option<&str>,
+    current: &Current,
+    fingerprint: &str,
+) {
+    let Some(etag) = etag else {
+        return;
+    };
     let listed = |key: &String| {
         current
             .manifest
             .as_ref()
             .is_some_and(|m| m.renditions.iter().any(|r| &r.key == key))
     };
-    let ours: Vec<String> = store::rendition_keys(config, object, &tag)
+    let ours: Vec<String> = store::rendition_keys(config, object, etag, fingerprint)
         .into_iter()
         .filter(|k| !listed(k))
         .collect();
     delete_listed(store, config, object, &ours).await;
-    Ok(())
 }
 
 /// Write every rendition, then the manifest over `current` (and only over it), then delete

@@ -531,6 +531,59 @@ async fn a_far_future_stored_sequencer_blocks_neither_uploads_nor_deletions() {
     check(&p).unwrap();
 }
 
+// The narrow race of the first protocol session: a duplicate delivery of B (upload Y) finds
+// Y's manifest current and deletes what it lists as obsolete (X's renditions), while the
+// key holds X's bytes again and X's new delivery has just written renditions of those same
+// bytes and is about to write its manifest. With renditions named by content alone, the
+// clean-up deletes the new manifest's renditions before it lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_duplicates_clean_up_keeps_what_an_a_b_a_rerender_of_the_same_bytes_wrote() {
+    let p = pipeline();
+    let (ex, _) = upload(&p, x());
+    deliver(&p, created(&ex, None, S1)).await;
+    let (ey, _) = upload(&p, y());
+    deliver(&p, created(&ey, None, S2)).await;
+    upload(&p, x());
+    let gate = Gate::at(&p.store, At::Call(vec![Call::Put], MANIFEST.into()));
+    let again = tokio::spawn({
+        let p = Arc::clone(&p);
+        let ex = ex.clone();
+        async move { deliver(&p, created(&ex, None, S3)).await }
+    });
+    assert!(gate.reached().await);
+    // SQS delivers B's message a second time (at-least-once).
+    let duplicate = deliver(&p, created(&ey, None, S2)).await;
+    assert!(duplicate.retry.is_none() && duplicate.dead_letters.is_empty());
+    gate.release.send(()).unwrap();
+    let outcome = again.await.unwrap();
+    assert_eq!(outcome.rendered, 1, "{outcome:?}");
+    check(&p).unwrap();
+}
+
+// The same race from the writer's side, so moving the clean-up to the writer alone would not
+// close it: B's writer has written Y's manifest and is about to delete X's renditions (its
+// `obsolete`) when X's bytes are uploaded again and fully rendered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_writers_late_clean_up_keeps_what_an_a_b_a_rerender_of_the_same_bytes_wrote() {
+    let p = pipeline();
+    let (ex, _) = upload(&p, x());
+    deliver(&p, created(&ex, None, S1)).await;
+    let first = listed(&stored_manifest(&p).unwrap());
+    let (ey, _) = upload(&p, y());
+    let gate = Gate::at(&p.store, At::Call(vec![Call::Delete], first[0].clone()));
+    let b = tokio::spawn({
+        let p = Arc::clone(&p);
+        async move { deliver(&p, created(&ey, None, S2)).await }
+    });
+    assert!(gate.reached().await);
+    upload(&p, x());
+    let again = deliver(&p, created(&ex, None, S3)).await;
+    assert_eq!(again.rendered, 1, "{again:?}");
+    gate.release.send(()).unwrap();
+    b.await.unwrap();
+    check(&p).unwrap();
+}
+
 /// What a user does to `KEY`, in the model test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Act {
