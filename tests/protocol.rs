@@ -1400,7 +1400,8 @@ fn judge(p: &Pipeline<MemoryStore>, sqs: &Sqs, sc: &Scenario, missing: bool) -> 
     Ok(())
 }
 
-/// Interleavings of two workers in every scenario: `first` runs `i` calls (every `i`), then
+/// Interleavings of two workers in every scenario (985 schedules, about 40 s; 16,959 and about
+/// 16 minutes with `THUMBS_EXHAUSTIVE=1`): `first` runs `i` calls (every `i`), then
 /// the other runs `j` (1, or to its end; every `j` with `THUMBS_EXHAUSTIVE=1`), then the
 /// rest, each with no fault. Where `first` stopped after its first call or half-way and the
 /// other runs to its end (every interleaving with `THUMBS_EXHAUSTIVE=1`), also with a refused
