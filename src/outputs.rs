@@ -23,8 +23,6 @@
 //!   deletes them; a replaced upload's renditions are listed in the new manifest's `obsolete`.
 //!   Either way a retry finds the list and finishes the job.
 
-use tracing::warn;
-
 use crate::config::PipelineConfig;
 use crate::model::{
     sequencer_is_newer, Deleted, Failure, Manifest, ManifestFailure, ManifestSource, ObjectRef,
@@ -189,10 +187,9 @@ pub async fn settled<S: ObjectStore>(
                 let mut newer = m.clone();
                 newer.source.sequencer = Some(ours.to_string());
                 put_manifest(store, config, object, newer.to_json(), current).await?;
-                return Ok(Some("unchanged"));
             }
         }
-        delete_listed(store, config, object, &m.obsolete).await;
+        finish_clean_up(store, config, object, etag, current, fingerprint).await?;
         return Ok(Some("unchanged"));
     }
     // A veto, when the key agrees: it still holds what the newer event's manifest describes.
@@ -217,23 +214,60 @@ pub async fn abandon<S: ObjectStore>(
     object: &ObjectRef,
     fingerprint: &str,
 ) -> Result<(), Failure> {
-    let Some(etag) = &object.etag else {
+    let current = current(store, config, &object.bucket, &object.key).await?;
+    drop_unlisted(
+        store,
+        config,
+        object,
+        object.etag.as_deref(),
+        &current,
+        fingerprint,
+    )
+    .await
+}
+
+/// The stored manifest describes what the key holds: finish what its writer, or an earlier
+/// try of this delivery, left (a crash, a failed DELETE): the renditions it lists as
+/// `obsolete`, and this delivery's own that it does not list.
+async fn finish_clean_up<S: ObjectStore>(
+    store: &S,
+    config: &PipelineConfig,
+    object: &ObjectRef,
+    etag: Option<&str>,
+    current: &Current,
+    fingerprint: &str,
+) -> Result<(), Failure> {
+    if let Some(m) = &current.manifest {
+        delete_listed(store, config, object, &m.obsolete).await?;
+    }
+    drop_unlisted(store, config, object, etag, current, fingerprint).await
+}
+
+/// Delete the renditions this upload's delivery writes (`etag` is the upload's) that the
+/// stored manifest does not list: what an earlier, interrupted try of it left. No other
+/// upload's delivery writes these names, so none in flight can need them.
+async fn drop_unlisted<S: ObjectStore>(
+    store: &S,
+    config: &PipelineConfig,
+    object: &ObjectRef,
+    etag: Option<&str>,
+    current: &Current,
+    fingerprint: &str,
+) -> Result<(), Failure> {
+    let Some(etag) = etag else {
         return Ok(());
     };
-    let current = current(store, config, &object.bucket, &object.key).await?;
-    let tag = store::content_tag(etag, fingerprint);
     let listed = |key: &String| {
         current
             .manifest
             .as_ref()
             .is_some_and(|m| m.renditions.iter().any(|r| &r.key == key))
     };
-    let ours: Vec<String> = store::rendition_keys(config, object, &tag)
+    let ours: Vec<String> = store::rendition_keys(config, object, etag, fingerprint)
         .into_iter()
         .filter(|k| !listed(k))
         .collect();
-    delete_listed(store, config, object, &ours).await;
-    Ok(())
+    delete_listed(store, config, object, &ours).await
 }
 
 /// Write every rendition, then the manifest over `current` (and only over it), then delete
@@ -255,7 +289,7 @@ pub async fn write<S: ObjectStore>(
     manifest.settings = fingerprint.to_string();
     if fetched.etag.is_some() && store.head(&object.bucket, &object.key).await? != fetched.etag {
         let written: Vec<String> = manifest.renditions.iter().map(|r| r.key.clone()).collect();
-        delete_listed(store, config, object, &written).await;
+        delete_listed(store, config, object, &written).await?;
         return Ok(None);
     }
     replace(store, config, object, manifest, current)
@@ -339,7 +373,7 @@ async fn replace<S: ObjectStore>(
         .filter(|k| !manifest.renditions.iter().any(|r| &r.key == k))
         .collect();
     put_manifest(store, config, object, manifest.to_json(), current).await?;
-    delete_listed(store, config, object, &manifest.obsolete).await;
+    delete_listed(store, config, object, &manifest.obsolete).await?;
     Ok(manifest)
 }
 
@@ -377,20 +411,10 @@ fn conflict(why: &str) -> Failure {
     )
 }
 
-/// Delete the listed renditions that are this original's to delete. A failure only leaves
-/// what the manifest or tombstone still lists for a retry, so it is logged.
+/// Delete the listed renditions that are this original's to delete. A failure fails the
+/// delivery, so that its retry finishes the job: what is left is still listed (a manifest's
+/// `obsolete`, a tombstone) or is this delivery's own.
 async fn delete_listed<S: ObjectStore>(
-    store: &S,
-    config: &PipelineConfig,
-    object: &ObjectRef,
-    keys: &[String],
-) {
-    if let Err(e) = try_delete_listed(store, config, object, keys).await {
-        warn!(error = %e, "could not delete an unused rendition");
-    }
-}
-
-async fn try_delete_listed<S: ObjectStore>(
     store: &S,
     config: &PipelineConfig,
     object: &ObjectRef,
@@ -423,22 +447,28 @@ pub async fn remove<S: ObjectStore>(
     store: &S,
     config: &PipelineConfig,
     object: &ObjectRef,
+    fingerprint: &str,
 ) -> Result<Removal, Failure> {
     let current = current(store, config, &object.bucket, &object.key).await?;
     if let Some(live) = store.head(&object.bucket, &object.key).await? {
+        let render = ObjectRef {
+            etag: Some(live.clone()),
+            version_id: None,
+            size: None,
+            ..object.clone()
+        };
         if current
             .manifest
             .as_ref()
             .is_some_and(|m| m.source.etag.as_deref() == Some(live.as_str()))
         {
+            // An earlier try of this event may have rendered it (`Render`) and lost the
+            // manifest write to the upload's own event, or its writer may have crashed
+            // before its clean-up.
+            finish_clean_up(store, config, &render, Some(&live), &current, fingerprint).await?;
             return Ok(Removal::Live);
         }
-        return Ok(Removal::Render(ObjectRef {
-            etag: Some(live),
-            version_id: None,
-            size: None,
-            ..object.clone()
-        }));
+        return Ok(Removal::Render(render));
     }
     let pending = match (&current.manifest, &current.tombstone) {
         (_, Some(tombstone)) => tombstone.renditions.clone(),
@@ -465,7 +495,7 @@ pub async fn remove<S: ObjectStore>(
             tombstone.renditions
         }
     };
-    try_delete_listed(store, config, object, &pending).await?;
+    delete_listed(store, config, object, &pending).await?;
     Ok(if pending.is_empty() {
         Removal::NothingToDelete
     } else {

@@ -487,6 +487,10 @@ pub enum Call {
 /// What runs before a matching call: a concurrent user or worker acting in between.
 type Hook = Box<dyn FnOnce(&MemoryStore) + Send>;
 
+/// What runs before every call (see [`MemoryStore::step`]): it may block until a test's
+/// scheduler lets the call go, and may answer it with an error instead.
+pub type Step = std::sync::Arc<dyn Fn(Call, &str) -> Option<StorageError> + Send + Sync>;
+
 /// Which call a hook runs before.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum At {
@@ -530,6 +534,10 @@ pub struct MemoryStore {
     pub calls: Mutex<Vec<(Call, String)>>,
     /// How long each GET takes.
     pub latency: Mutex<std::time::Duration>,
+    /// Run before every call, after it is logged and before its hook: a model test parks
+    /// each call of each worker here, so that concurrent deliveries interleave call by call
+    /// in the order it chooses, and fails the calls it chooses.
+    pub step: Mutex<Option<Step>>,
 }
 
 impl MemoryStore {
@@ -657,6 +665,10 @@ impl MemoryStore {
             calls.push((call, key.to_string()));
             calls.len() - 1
         };
+        let step = self.step.lock().unwrap().clone();
+        if let Some(error) = step.and_then(|step| step(call, key)) {
+            return Err(error);
+        }
         let hook = {
             let mut hooks = self.hooks.lock().unwrap();
             let found = hooks.iter().position(|(at, _)| match at {

@@ -1,6 +1,7 @@
 //! Where outputs go and how renditions are written. Renditions are named by a digest of their
-//! source and settings, so they never change once written and can be cached for a year;
-//! `manifest.json` keeps its name and is revalidated by caches. When a manifest is written,
+//! source, the upload (its event's sequencer, its version) and the settings, so they never
+//! change once written and can be cached for a year; `manifest.json` keeps its name and is
+//! revalidated by caches. When a manifest is written,
 //! replaced or removed is the protocol's business (`crate::outputs`).
 
 use std::collections::{BTreeMap, HashMap};
@@ -44,13 +45,20 @@ pub fn manifest_key(config: &PipelineConfig, bucket: &str, key: &str) -> String 
     format!("{}{MANIFEST}", output_folder(config, bucket, key))
 }
 
-/// A rendition's name: `<preset>.<digest of source ETag and settings>.<ext>`.
+/// A rendition's name: `<preset>.<digest of source ETag, upload and settings>.<ext>`.
 fn rendition_key(folder: &str, preset: &str, extension: &str, tag: &str) -> String {
     format!("{folder}{preset}.{tag}.{extension}")
 }
 
-/// Every rendition name the settings make for one upload (by its content tag).
-pub fn rendition_keys(config: &PipelineConfig, object: &ObjectRef, tag: &str) -> Vec<String> {
+/// Every rendition name the settings make for one upload of `object` whose ETag is `etag`:
+/// what a delivery of it writes, or wrote before it was interrupted.
+pub fn rendition_keys(
+    config: &PipelineConfig,
+    object: &ObjectRef,
+    etag: &str,
+    fingerprint: &str,
+) -> Vec<String> {
+    let tag = content_tag(etag, object, fingerprint);
     let folder = output_folder(config, &object.bucket, &object.key);
     let render = &config.render;
     render
@@ -60,22 +68,29 @@ pub fn rendition_keys(config: &PipelineConfig, object: &ObjectRef, tag: &str) ->
             render
                 .formats
                 .iter()
-                .map(|f| rendition_key(&folder, &p.name, f.extension(), tag))
+                .map(|f| rendition_key(&folder, &p.name, f.extension(), &tag))
                 .collect::<Vec<_>>()
         })
         .collect()
 }
 
-/// The digest in rendition names: a new upload or new settings give new names.
-pub fn content_tag(source_etag: &str, fingerprint: &str) -> String {
-    crate::digest::hex(format!("{source_etag}|{fingerprint}").as_bytes())
+/// The digest in rendition names: a new upload or new settings give new names, even for the
+/// same bytes. The upload is told apart by its event's sequencer (S3 gives each upload of a
+/// key its own) and version id, so that a clean-up of an earlier upload's renditions (a
+/// replaced manifest's `obsolete`) can never delete what a re-upload of the same bytes
+/// (A-B-A) is writing: S3 has no conditional DELETE to guard names shared by both. What has
+/// neither (backfill of an unversioned bucket) is named by bytes and settings alone.
+pub fn content_tag(source_etag: &str, object: &ObjectRef, fingerprint: &str) -> String {
+    let sequencer = object.sequencer.as_deref().unwrap_or_default();
+    let version = object.version_id.as_deref().unwrap_or_default();
+    crate::digest::hex(format!("{source_etag}|{sequencer}|{version}|{fingerprint}").as_bytes())
 }
 
 /// Refuse, before anything is fetched or written, an original whose output keys would be
 /// longer than S3 allows: otherwise some renditions would be written and then the rest fail.
 pub fn check_key_length(config: &PipelineConfig, object: &ObjectRef) -> Result<(), Failure> {
     let folder = output_folder(config, &object.bucket, &object.key);
-    let tag_len = content_tag("", "").len();
+    let tag_len = content_tag("", object, "").len();
     let longest_name = config
         .render
         .presets
@@ -140,7 +155,7 @@ pub async fn put_renditions<S: ObjectStore>(
             .map(|r| crate::digest::hex(&r.bytes))
             .collect()
     });
-    let tag = content_tag(&etag, fingerprint);
+    let tag = content_tag(&etag, object, fingerprint);
     let metadata = metadata(object, fetched);
     let mut keys = HashMap::new();
     for rendition in &rendered.renditions {

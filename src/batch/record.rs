@@ -269,7 +269,7 @@ impl<S: ObjectStore> Pipeline<S> {
             return Ok(Done::Skipped(why));
         }
         Ok(
-            match outputs::remove(&self.store, &self.config, object).await? {
+            match outputs::remove(&self.store, &self.config, object, &self.fingerprint).await? {
                 Removal::Deleted => Done::Skipped("outputs_deleted"),
                 Removal::NothingToDelete => Done::Skipped("nothing_to_delete"),
                 Removal::Live => Done::Skipped("live_object_kept"),
