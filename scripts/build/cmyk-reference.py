@@ -3,9 +3,9 @@
 Adobe RGB), computed by LittleCMS (through Pillow's ImageCms), not by libvips: perceptual intent
 with black-point compensation, the way Photoshop and sharp convert CMYK (for the RGB profiles,
 which are matrix-shaper profiles, LittleCMS renders the perceptual intent colorimetrically and
-compensation changes nothing: their black is 0). CMYK files without a profile use libvips'
-built-in CMYK profile (written out by `vips tiffsave --profile cmyk`), since that is what "no
-profile" means to the engine, and the target is libvips' built-in sRGB profile, the one the
+compensation changes nothing: their black is 0). CMYK files without a profile use the engine's
+default CMYK profile (src/render/swop-cmyk.icc, Ghostscript's SWOP profile), since that is what
+"no profile" means to the engine, and the target is libvips' built-in sRGB profile, the one the
 engine converts to.
 
 Usage: scripts/build/cmyk-reference.py  (needs Pillow: pip install Pillow; and vips on PATH)
@@ -51,7 +51,9 @@ def reference(name, fallback, srgb):
 
 
 def main():
-    fallback = builtin_profile("cmyk", 4, "cmyk")
+    # The engine's default for CMYK without a profile (src/render/mod.rs, UNTAGGED_CMYK).
+    fallback = open(os.path.join(os.path.dirname(__file__), "..", "..", "src", "render", "swop-cmyk.icc"),
+                    "rb").read()
     # The sRGB profile libvips converts to (LittleCMS' own v2 sRGB): the same target, so any
     # difference is in how the conversion is done.
     srgb = ImageCms.ImageCmsProfile(io.BytesIO(builtin_profile("srgb", 3, "srgb")))

@@ -40,6 +40,25 @@ fn corrupt_with(e: vips::VipsError, fallback: &str) -> RenderError {
     }
 }
 
+/// A failure while decoding bytes that `loader` was chosen for. libnsgif says "Out of memory"
+/// when libvips refuses the canvas a GIF's first frame asks for (its offset plus its size past
+/// 65536 a side, while the size the header gives passed our limits): the file is damaged and a
+/// retry changes nothing, so that is `corrupt`, not a shortage.
+fn decode_error(e: vips::VipsError, loader: Loader) -> RenderError {
+    if loader == Loader::Gif && reason::is_gif_decoder_oom(&e.0) {
+        let detail = reason::for_uploader(&e.0.replace("Out of memory", ""), "");
+        return RenderError::Corrupt(format!(
+            "the GIF is damaged: its frames describe a picture no GIF can have{}",
+            if detail.is_empty() {
+                String::new()
+            } else {
+                format!(" ({detail})")
+            }
+        ));
+    }
+    corrupt(e)
+}
+
 /// A libvips failure while writing `format`.
 fn encode_error(format: Format, e: &vips::VipsError) -> RenderError {
     if reason::is_resource_failure(&e.0) {
@@ -120,6 +139,13 @@ const INTERNAL: &str = "a step of making the thumbnails failed unexpectedly; the
 
 fn render_unguarded(bytes: &[u8], settings: &RenderSettings) -> Result<Rendered, RenderError> {
     let (source, loader) = probe::probe_format(bytes, &settings.limits)?;
+    let source_bytes = bytes.len() as u64;
+    // A HEIF/AVIF whose alpha lacks its picture's turn or mirror is read as if it had it.
+    let edited = match loader {
+        Loader::Heif => sniff::heif_alpha_turned_with_colour(bytes),
+        _ => None,
+    };
+    let bytes = edited.as_deref().unwrap_or(bytes);
 
     // Width (upright) of the picture at the scale a preset needs, never above the original.
     let needed_width =
@@ -131,7 +157,8 @@ fn render_unguarded(bytes: &[u8], settings: &RenderSettings) -> Result<Rendered,
         .collect();
     // The size every preset can be derived from: the largest scale any preset needs.
     let base_width = needed_width(scales.iter().copied().fold(0.0, f64::max));
-    let base = decode_base(bytes, loader, &source, base_width as i32).map_err(corrupt)?;
+    let base = decode_base(bytes, loader, &source, base_width as i32)
+        .map_err(|e| decode_error(e, loader))?;
 
     // Largest preset first, each resized from the smallest whole picture made so far that is
     // still large enough (resizing costs what its input's pixels cost): `small` comes from
@@ -170,7 +197,7 @@ fn render_unguarded(bytes: &[u8], settings: &RenderSettings) -> Result<Rendered,
         let image = match image {
             Ok(image) => image,
             Err(e) => {
-                let error = corrupt(e);
+                let error = decode_error(e, loader);
                 failed.extend(settings.formats.iter().map(|&format| FailedRendition {
                     preset: preset.name.clone(),
                     format,
@@ -195,7 +222,7 @@ fn render_unguarded(bytes: &[u8], settings: &RenderSettings) -> Result<Rendered,
     Ok(Rendered {
         placeholder: placeholder(smallest_covering(&whole, &base, hash_width))?,
         source,
-        source_bytes: bytes.len() as u64,
+        source_bytes,
         renditions,
         failed,
     })
@@ -297,7 +324,7 @@ fn decode_base(
             decoded
         };
         let converted = if source.cmyk {
-            shrunk.icc_to_srgb()?
+            shrunk.icc_to_srgb(UNTAGGED_CMYK)?
         } else {
             shrunk.wide_to_8bit()?
         };
@@ -308,6 +335,14 @@ fn decode_base(
     };
     fit_bands(image.without_metadata()?)?.copy_memory()
 }
+
+/// The profile CMYK without one of its own is taken to be in: Ghostscript's "Artifex CMYK SWOP
+/// Profile" (Debian's libgs-common, iccprofiles/default_cmyk.icc), US web offset printing, what
+/// most untagged CMYK files were separated for. libvips' built-in CMYK profile ("Chemical
+/// proof") is not neutral: a rich black came out navy (0,0,23), and its result moved by up to 23
+/// levels between LittleCMS releases (2.14/2.16 against 2.19), while SWOP gives the same neutral
+/// greys on each.
+const UNTAGGED_CMYK: &[u8] = include_bytes!("swop-cmyk.icc");
 
 /// 8 bits per band, and only the bands an output can hold: grey or colour, plus alpha. Extra
 /// channels (a TIFF may carry any number; libvips itself writes RGB + alpha + more) are

@@ -273,6 +273,17 @@ impl Loader {
     }
 }
 
+/// Whether libvips' HEIF sniff (heifload.c's `heif_magic`, the same list in 8.14 to 8.18) takes
+/// these bytes: it knows the still-image brands but not `avis` (an AVIF image sequence, which
+/// carries its first frame as the primary item), so `vips_thumbnail_buffer` handed animated AVIF
+/// to ImageMagick, which is blocked ("operation is blocked").
+fn libvips_sniffs_as_heif(bytes: &[u8]) -> bool {
+    const BRANDS: [&[u8; 4]; 10] = [
+        b"heic", b"heix", b"hevc", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1", b"avif",
+    ];
+    bytes.get(4..8) == Some(b"ftyp") && BRANDS.iter().any(|b| bytes.get(8..12) == Some(&b[..]))
+}
+
 /// What to write: the saver is chosen by suffix; options are the few we set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Saver {
@@ -406,12 +417,17 @@ impl<'buf> Image<'buf> {
         // libvips' thumbnail takes a TIFF's later pages for smaller levels of a pyramid when
         // their sizes fit, and reads one of them instead: a half-size second page (a scan's
         // preview, another picture) came out in place of the first. An upload is its first
-        // page: read that alone (TIFF has no shrink-on-load to lose, beyond pyramids).
-        if loader == Loader::Tiff
-            && Self::header(bytes, loader)?
+        // page: read that alone (TIFF has no shrink-on-load to lose, beyond pyramids). Bytes
+        // libvips' own sniff would give to another loader (an animated AVIF) are read the
+        // same way, by our loader.
+        let by_our_loader = match loader {
+            Loader::Tiff => Self::header(bytes, loader)?
                 .get_int("n-pages")
-                .is_some_and(|pages| pages > 1)
-        {
+                .is_some_and(|pages| pages > 1),
+            Loader::Heif => !libvips_sniffs_as_heif(bytes),
+            _ => false,
+        };
+        if by_our_loader {
             let page = Self::load(bytes, loader, Access::Sequential, 1)?;
             // SAFETY: valid input image; the option list is NULL-terminated.
             let status = unsafe {
@@ -516,24 +532,23 @@ impl<'buf> Image<'buf> {
         wrap(status, out)
     }
 
-    /// Convert to sRGB through the embedded ICC profile (or libvips' built-in CMYK profile when
+    /// Convert to sRGB through the embedded ICC profile (or `fallback`, an ICC profile, when
     /// there is none), with the perceptual intent and black-point compensation: what
     /// Photoshop, sharp and LittleCMS' own tools do for CMYK, so blacks stay black (the
     /// relative intent without compensation lifts a CMYK photo's darkest pixel to about 33).
     /// Used for CMYK, where libvips 8.14's thumbnail refuses some valid embedded profiles
     /// ("profile incompatible with image") and silently uses its fallback instead.
-    pub fn icc_to_srgb(&self) -> Result<Image<'buf>> {
+    pub fn icc_to_srgb(&self, fallback: &[u8]) -> Result<Image<'buf>> {
+        let tagged = self.with_profile_if_none(fallback)?;
         let mut out = ptr::null_mut();
         // SAFETY: valid input; NULL-terminated option list.
         let status = unsafe {
             ffi::vips_icc_transform(
-                self.raw(),
+                tagged.raw(),
                 &mut out,
                 c"srgb".as_ptr(),
                 c"embedded".as_ptr(),
                 1 as c_int,
-                c"input_profile".as_ptr(),
-                c"cmyk".as_ptr(),
                 c"intent".as_ptr(),
                 ffi::VipsIntent_VIPS_INTENT_PERCEPTUAL as c_int,
                 c"black_point_compensation".as_ptr(),
@@ -542,6 +557,29 @@ impl<'buf> Image<'buf> {
             )
         };
         wrap(status, out)
+    }
+
+    /// A copy that carries `profile` as its ICC profile when it has none of its own (libvips'
+    /// `input_profile` takes a file name or a built-in name, not bytes).
+    fn with_profile_if_none(&self, profile: &[u8]) -> Result<Image<'buf>> {
+        let mut out = ptr::null_mut();
+        // SAFETY: valid input; NULL-terminated option list.
+        let copy: Image<'buf> = wrap(
+            unsafe { ffi::vips_copy(self.raw(), &mut out, ptr::null::<c_char>()) },
+            out,
+        )?;
+        if !copy.has_field("icc-profile-data") {
+            // SAFETY: our own fresh copy; libvips copies the `profile.len()` bytes it is given.
+            unsafe {
+                ffi::vips_image_set_blob_copy(
+                    copy.raw(),
+                    c"icc-profile-data".as_ptr(),
+                    profile.as_ptr().cast(),
+                    profile.len() as ffi::size_t,
+                )
+            };
+        }
+        Ok(copy)
     }
 
     /// Shrink by `scale` (<= 1) with no colour handling at all: for CMYK pixels, which are
