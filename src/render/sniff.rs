@@ -467,6 +467,30 @@ mod tests {
     }
 
     #[test]
+    fn only_an_alpha_item_without_its_colours_turn_is_given_it() {
+        let fixture = |name: &str| {
+            std::fs::read(format!(
+                "{}/tests/fixtures/{name}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap()
+        };
+        let turned = heif_alpha_turned_with_colour(&fixture("alpha-irot180.avif"))
+            .expect("irot on colour only is edited");
+        // One association (one byte) more, and nothing left to edit.
+        assert_eq!(turned.len(), fixture("alpha-irot180.avif").len() + 1);
+        assert_eq!(heif_alpha_turned_with_colour(&turned), None);
+        let both = heif_alpha_turned_with_colour(&fixture("alpha-irot90-imir.avif")).unwrap();
+        assert_eq!(both.len(), fixture("alpha-irot90-imir.avif").len() + 2);
+        // No alpha, or a sequence: left alone.
+        assert_eq!(heif_alpha_turned_with_colour(&fixture("photo.avif")), None);
+        assert_eq!(
+            heif_alpha_turned_with_colour(&fixture("animated.avif")),
+            None
+        );
+    }
+
+    #[test]
     fn heif_extent_reads_the_ispe_box() {
         let mut file = b"\0\0\0\x14ispe\0\0\0\0".to_vec();
         file.extend_from_slice(&20000u32.to_be_bytes());
