@@ -192,7 +192,7 @@ pub fn heif_alpha_turned_with_colour(bytes: &[u8]) -> Option<Vec<u8>> {
     let inner = boxes(bytes, meta.start + 12, meta.start + meta.len)?;
     let primary = {
         let pitm = find(&inner, b"pitm")?;
-        let wide = bytes[pitm.start + 8] > 0;
+        let wide = *bytes.get(pitm.start + 8)? > 0;
         be(bytes.get(pitm.start + 12..pitm.start + if wide { 16 } else { 14 })?)
     };
     let iprp = find(&inner, b"iprp")?;
@@ -201,6 +201,7 @@ pub fn heif_alpha_turned_with_colour(bytes: &[u8]) -> Option<Vec<u8>> {
     let properties = boxes(bytes, ipco.start + 8, ipco.start + ipco.len)?;
     let ipma = find(&iprp_inner, b"ipma")?;
     let associations = ipma_entries(bytes, ipma)?;
+    let wide = ipma_index_is_wide(bytes, ipma)?;
     let is_transform = |index: u16| {
         properties
             .get(usize::from(index).checked_sub(1)?)
@@ -237,7 +238,6 @@ pub fn heif_alpha_turned_with_colour(bytes: &[u8]) -> Option<Vec<u8>> {
     {
         return None; // already turned by its own properties (or an index we cannot read)
     }
-    let wide = ipma_index_is_wide(bytes, ipma);
     let added: Vec<u8> = transforms
         .iter()
         .flat_map(|&raw| {
@@ -269,13 +269,13 @@ struct IpmaEntry {
     properties: Vec<(u16, u16)>,
 }
 
-fn ipma_index_is_wide(bytes: &[u8], ipma: BmffBox) -> bool {
-    bytes[ipma.start + 11] & 1 == 1
+fn ipma_index_is_wide(bytes: &[u8], ipma: BmffBox) -> Option<bool> {
+    Some(*bytes.get(ipma.start + 11)? & 1 == 1)
 }
 
 fn ipma_entries(bytes: &[u8], ipma: BmffBox) -> Option<Vec<IpmaEntry>> {
-    let version = bytes[ipma.start + 8];
-    let wide = ipma_index_is_wide(bytes, ipma);
+    let version = *bytes.get(ipma.start + 8)?;
+    let wide = ipma_index_is_wide(bytes, ipma)?;
     let end = ipma.start + ipma.len;
     let mut at = ipma.start + 12;
     let count = be(bytes.get(at..at + 4)?);
@@ -315,7 +315,11 @@ fn ipma_entries(bytes: &[u8], ipma: BmffBox) -> Option<Vec<IpmaEntry>> {
 
 /// The items an `iref` box says are auxiliary images (`auxl`) of `primary`.
 fn auxiliary_of(bytes: &[u8], iref: BmffBox, primary: u64) -> Option<Vec<u64>> {
-    let id_len = if bytes[iref.start + 8] == 0 { 2 } else { 4 };
+    let id_len = if *bytes.get(iref.start + 8)? == 0 {
+        2
+    } else {
+        4
+    };
     let mut found = Vec::new();
     let mut at = iref.start + 12;
     let end = iref.start + iref.len;
@@ -347,7 +351,7 @@ fn auxiliary_of(bytes: &[u8], iref: BmffBox, primary: u64) -> Option<Vec<u64>> {
 /// bytes being inserted), so each item still finds its data. Offsets into `idat`
 /// (construction method 1) are relative to that box and stay.
 fn shift_item_offsets(out: &mut [u8], iloc: BmffBox, from: usize, grow: usize) -> Option<()> {
-    let version = out[iloc.start + 8];
+    let version = *out.get(iloc.start + 8)?;
     let mut at = iloc.start + 12;
     let sizes = *out.get(at)?;
     let more = *out.get(at + 1)?;
@@ -358,6 +362,13 @@ fn shift_item_offsets(out: &mut [u8], iloc: BmffBox, from: usize, grow: usize) -
     } else {
         0
     };
+    // ISO/IEC 14496-12 allows 0, 4 or 8 bytes for each.
+    if [offset_len, length_len, base_len, index_len]
+        .iter()
+        .any(|n| ![0, 4, 8].contains(n))
+    {
+        return None;
+    }
     at += 2;
     let id_len = if version < 2 { 2 } else { 4 };
     let items = be(out.get(at..at + id_len)?);
@@ -402,7 +413,7 @@ fn shift_item_offsets(out: &mut [u8], iloc: BmffBox, from: usize, grow: usize) -
 /// Write `value` big-endian into all of `field`; `None` when it does not fit.
 fn write_be(field: &mut [u8], value: u64) -> Option<()> {
     let bytes = value.to_be_bytes();
-    let (high, low) = bytes.split_at(8 - field.len());
+    let (high, low) = bytes.split_at(8usize.checked_sub(field.len())?);
     if high.iter().any(|&b| b != 0) {
         return None;
     }
@@ -482,6 +493,16 @@ mod tests {
         assert_eq!(heif_alpha_turned_with_colour(&turned), None);
         let both = heif_alpha_turned_with_colour(&fixture("alpha-irot90-imir.avif")).unwrap();
         assert_eq!(both.len(), fixture("alpha-irot90-imir.avif").len() + 2);
+        // Damaged copies are refused or edited, never a panic.
+        let original = fixture("alpha-irot180.avif");
+        for at in 0..original.len() {
+            let _ = heif_alpha_turned_with_colour(&original[..at]);
+            for value in [0x00, 0x01, 0x7F, 0xFF] {
+                let mut damaged = original.clone();
+                damaged[at] = value;
+                let _ = heif_alpha_turned_with_colour(&damaged);
+            }
+        }
         // No alpha, or a sequence: left alone.
         assert_eq!(heif_alpha_turned_with_colour(&fixture("photo.avif")), None);
         assert_eq!(
