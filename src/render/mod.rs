@@ -324,7 +324,7 @@ fn decode_base(
             decoded
         };
         let converted = if source.cmyk {
-            shrunk.icc_to_srgb(UNTAGGED_CMYK)?
+            shrunk.icc_to_srgb()?
         } else {
             shrunk.wide_to_8bit()?
         };
@@ -335,14 +335,6 @@ fn decode_base(
     };
     fit_bands(image.without_metadata()?)?.copy_memory()
 }
-
-/// The profile CMYK without one of its own is taken to be in: Ghostscript's "Artifex CMYK SWOP
-/// Profile" (Debian's libgs-common, iccprofiles/default_cmyk.icc), US web offset printing, what
-/// most untagged CMYK files were separated for. libvips' built-in CMYK profile ("Chemical
-/// proof") is not neutral: a rich black came out navy (0,0,23), and its result moved by up to 23
-/// levels between LittleCMS releases (2.14/2.16 against 2.19), while SWOP gives the same neutral
-/// greys on each.
-const UNTAGGED_CMYK: &[u8] = include_bytes!("swop-cmyk.icc");
 
 /// 8 bits per band, and only the bands an output can hold: grey or colour, plus alpha. Extra
 /// channels (a TIFF may carry any number; libvips itself writes RGB + alpha + more) are

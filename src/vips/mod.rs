@@ -532,23 +532,25 @@ impl<'buf> Image<'buf> {
         wrap(status, out)
     }
 
-    /// Convert to sRGB through the embedded ICC profile (or `fallback`, an ICC profile, when
-    /// there is none), with the perceptual intent and black-point compensation: what
-    /// Photoshop, sharp and LittleCMS' own tools do for CMYK, so blacks stay black (the
-    /// relative intent without compensation lifts a CMYK photo's darkest pixel to about 33).
-    /// Used for CMYK, where libvips 8.14's thumbnail refuses some valid embedded profiles
-    /// ("profile incompatible with image") and silently uses its fallback instead.
-    pub fn icc_to_srgb(&self, fallback: &[u8]) -> Result<Image<'buf>> {
-        let tagged = self.with_profile_if_none(fallback)?;
+    /// Convert to sRGB through the embedded ICC profile (or, when there is none, libvips'
+    /// built-in CMYK profile, named here so the default is stated, not implied), with the
+    /// perceptual intent and black-point compensation for both: what Photoshop, sharp and
+    /// LittleCMS' own tools do for CMYK, so blacks stay black (the relative intent without
+    /// compensation lifts a CMYK photo's darkest pixel to about 33). Used for CMYK, where
+    /// libvips 8.14's thumbnail refuses some valid embedded profiles ("profile incompatible
+    /// with image") and silently uses its fallback instead.
+    pub fn icc_to_srgb(&self) -> Result<Image<'buf>> {
         let mut out = ptr::null_mut();
         // SAFETY: valid input; NULL-terminated option list.
         let status = unsafe {
             ffi::vips_icc_transform(
-                tagged.raw(),
+                self.raw(),
                 &mut out,
                 c"srgb".as_ptr(),
                 c"embedded".as_ptr(),
                 1 as c_int,
+                c"input_profile".as_ptr(),
+                c"cmyk".as_ptr(),
                 c"intent".as_ptr(),
                 ffi::VipsIntent_VIPS_INTENT_PERCEPTUAL as c_int,
                 c"black_point_compensation".as_ptr(),
@@ -557,29 +559,6 @@ impl<'buf> Image<'buf> {
             )
         };
         wrap(status, out)
-    }
-
-    /// A copy that carries `profile` as its ICC profile when it has none of its own (libvips'
-    /// `input_profile` takes a file name or a built-in name, not bytes).
-    fn with_profile_if_none(&self, profile: &[u8]) -> Result<Image<'buf>> {
-        let mut out = ptr::null_mut();
-        // SAFETY: valid input; NULL-terminated option list.
-        let copy: Image<'buf> = wrap(
-            unsafe { ffi::vips_copy(self.raw(), &mut out, ptr::null::<c_char>()) },
-            out,
-        )?;
-        if !copy.has_field("icc-profile-data") {
-            // SAFETY: our own fresh copy; libvips copies the `profile.len()` bytes it is given.
-            unsafe {
-                ffi::vips_image_set_blob_copy(
-                    copy.raw(),
-                    c"icc-profile-data".as_ptr(),
-                    profile.as_ptr().cast(),
-                    profile.len() as ffi::size_t,
-                )
-            };
-        }
-        Ok(copy)
     }
 
     /// Shrink by `scale` (<= 1) with no colour handling at all: for CMYK pixels, which are
