@@ -743,24 +743,13 @@ fn within(got: &[[u8; 3]], want: &[[i32; 3]], tolerance: i32) -> bool {
 fn cmyk_matches_littlecms_perceptual_with_black_point_compensation() {
     // From scripts/build/cmyk-reference.py (see there and SOURCES.md): K100 black, rich black,
     // M100+Y100 red, a light blue-grey. With Ghostscript's SWOP profile: LittleCMS 2.19
-    // through Pillow's ImageCms. Without a profile (libvips' built-in CMYK profile) LittleCMS
-    // releases disagree (SOURCES.md): 2.14's transicc (Debian 12; Debian 13's 2.16 renders
-    // the same) and 2.19 through Pillow (Debian unstable's libvips 8.18 renders that). The
-    // output must match the one the linked LittleCMS gives: all four patches one set or the
-    // other, never a mix.
+    // through Pillow's ImageCms. (Untagged CMYK: see the 20e block at the end.)
     let swop = [[43, 41, 42], [21, 23, 23], [237, 39, 45], [124, 166, 197]];
-    let builtin_2_14 = [[18, 4, 23], [10, 6, 26], [232, 0, 21], [119, 157, 187]];
-    let builtin_2_19 = [[20, 5, 0], [11, 8, 6], [232, 0, 0], [118, 157, 186]];
-    for (name, references) in [
-        ("cmyk-patches-swop.tif", vec![swop]),
-        ("cmyk-patches-swop.jpg", vec![swop]),
-        ("cmyk-patches.tif", vec![builtin_2_14, builtin_2_19]),
-        ("cmyk-patches.jpg", vec![builtin_2_14, builtin_2_19]),
-    ] {
+    for name in ["cmyk-patches-swop.tif", "cmyk-patches-swop.jpg"] {
         let got = patch_colours(name, Strategy::SharedDecode);
         assert!(
-            references.iter().any(|want| within(&got, want, 3)),
-            "{name}: got {got:?}, LittleCMS says one of {references:?}"
+            within(&got, &swop, 3),
+            "{name}: got {got:?}, LittleCMS says {swop:?}"
         );
     }
 }
@@ -1092,4 +1081,86 @@ fn png_gamma_and_chromaticities_are_honoured_unless_srgb_or_iccp_overrides_them(
     // gAMA 1.0 alone; gAMA 1/2.2 with Display P3's cHRM; gAMA 1.0 under an sRGB chunk (ignored)
     // and under a Display P3 iCCP (ignored: the ICC wins). Tolerance 3 as above (a Q100 JPEG).
     assert_matches_reference(PNG_GAMMA_REFERENCE);
+}
+
+// --- 20e: animated AVIF, a GIF decoder's "Out of memory", AVIF alpha transforms, untagged CMYK ---
+
+#[test]
+fn an_animated_avif_renders_its_first_frame() {
+    // tests/fixtures/animated.avif: brand `avis`, red, green, blue 320x240 frames (avifenc).
+    let rendered = render_default("animated.avif");
+    assert_eq!(rendered.source.format, "avif");
+    let large = &rendered.renditions[2];
+    assert_eq!((large.width, large.height), (320, 240));
+    let [r, g, b] = mean_rgb(&large.bytes);
+    assert!(
+        r > 200.0 && g < 40.0 && b < 40.0,
+        "the first frame is red, got {r} {g} {b}"
+    );
+}
+
+#[test]
+fn a_gif_whose_decoder_says_out_of_memory_within_the_limits_is_corrupt() {
+    // Header 100x100; the first frame starts at x=65500: libnsgif answers "Out of memory".
+    let err = expect_error("frame-outside.gif", &RenderSettings::default());
+    assert_eq!(err.kind(), "corrupt", "{err}");
+    assert!(
+        !err.to_string().to_ascii_lowercase().contains("memory"),
+        "no shortage is named: {err}"
+    );
+}
+
+#[test]
+fn untagged_cmyk_goes_through_libvips_builtin_profile_like_tagged_cmyk() {
+    // scripts/build/cmyk-reference.py: LittleCMS, perceptual with black-point compensation (the
+    // tagged files' intent), from libvips' built-in CMYK profile (the engine's stated default:
+    // Ghostscript's SWOP profile is AGPL and must not be in the binary) to libvips' sRGB.
+    // LittleCMS releases disagree on this profile (SOURCES.md): 2.14's transicc (Debian 12;
+    // Debian 13's 2.16 renders the same) and 2.19 through Pillow (Debian unstable's libvips
+    // 8.18 renders that). The output must match the one some LittleCMS gives: all four patches
+    // one set or the other, never a mix.
+    let builtin_2_14 = [[18, 4, 23], [10, 6, 26], [232, 0, 21], [119, 157, 187]];
+    let builtin_2_19 = [[20, 5, 0], [11, 8, 6], [232, 0, 0], [118, 157, 186]];
+    let references = [builtin_2_14, builtin_2_19];
+    for strategy in [Strategy::SharedDecode, Strategy::PerPreset] {
+        for name in ["cmyk-patches.tif", "cmyk-patches.jpg"] {
+            let got = patch_colours(name, strategy);
+            assert!(
+                references.iter().any(|want| within(&got, want, 3)),
+                "{name} ({strategy:?}): got {got:?}, LittleCMS says one of {references:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn avif_alpha_is_turned_and_mirrored_with_its_colour() {
+    // An opaque red square in the top-left corner of a 96x64 picture, transparent elsewhere;
+    // irot/imir on the colour item only (libavif 0.11). The square's corner after the turn:
+    // 180 degrees -> bottom right; 90 anticlockwise, then mirrored top to bottom -> top left.
+    for (name, size, square_centre, far_corner) in [
+        ("alpha-irot180.avif", (96, 64), (80, 48), (8, 8)),
+        ("alpha-irot90-imir.avif", (64, 96), (16, 16), (56, 88)),
+    ] {
+        let rendered = render_default(name);
+        let large = &rendered.renditions[2];
+        assert_eq!((large.width, large.height), size, "{name}");
+        let image = Image::decode(&large.bytes).unwrap();
+        assert_eq!(image.bands(), 4, "{name}: alpha is kept");
+        let pixels = image.to_srgba().unwrap().pixels().unwrap();
+        let width = size.0 as usize;
+        let at = |(x, y): (usize, usize)| &pixels[(y * width + x) * 4..][..4];
+        let centre = at(square_centre);
+        assert!(
+            centre[0] > 200 && centre[1] < 60 && centre[3] == 255,
+            "{name}: the square is opaque red, got {centre:?}"
+        );
+        assert_eq!(
+            at(far_corner)[3],
+            0,
+            "{name}: the far corner is transparent"
+        );
+        let opaque = pixels.chunks_exact(4).filter(|p| p[3] > 128).count();
+        assert_eq!(opaque, 32 * 32, "{name}: only the square is opaque");
+    }
 }

@@ -3,10 +3,12 @@
 Adobe RGB), computed by LittleCMS (through Pillow's ImageCms), not by libvips: perceptual intent
 with black-point compensation, the way Photoshop and sharp convert CMYK (for the RGB profiles,
 which are matrix-shaper profiles, LittleCMS renders the perceptual intent colorimetrically and
-compensation changes nothing: their black is 0). CMYK files without a profile use libvips'
-built-in CMYK profile (written out by `vips tiffsave --profile cmyk`), since that is what "no
+compensation changes nothing: their black is 0). CMYK files without a profile use the engine's
+default CMYK profile, libvips' built-in "cmyk" (written out by vips), since that is what "no
 profile" means to the engine, and the target is libvips' built-in sRGB profile, the one the
-engine converts to.
+engine converts to. The built-in CMYK profile's numbers depend on the LittleCMS release (2.14/2.16
+and 2.19 differ): the version Pillow links is printed first, and tests/render.rs keeps one set per
+version.
 
 Usage: scripts/build/cmyk-reference.py  (needs Pillow: pip install Pillow; and vips on PATH)
 Prints one line per fixture: the patches' sRGB values, left to right (the centre of each 32x32
@@ -51,6 +53,8 @@ def reference(name, fallback, srgb):
 
 
 def main():
+    print("LittleCMS", ImageCms.core.littlecms_version)
+    # The engine's default for CMYK without a profile (src/vips/mod.rs, icc_to_srgb).
     fallback = builtin_profile("cmyk", 4, "cmyk")
     # The sRGB profile libvips converts to (LittleCMS' own v2 sRGB): the same target, so any
     # difference is in how the conversion is done.

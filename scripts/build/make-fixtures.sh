@@ -4,7 +4,7 @@
 # same Debian package versions, except the HEVC/AV1 encoders may differ by a few bytes.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-scripts/setup/apt.sh libvips-tools libimage-exiftool-perl libheif-examples gifsicle webp python3
+scripts/setup/apt.sh libvips-tools libimage-exiftool-perl libheif-examples libavif-bin gifsicle webp python3
 
 out=tests/fixtures
 tmp=$(mktemp -d)
@@ -85,6 +85,8 @@ for c in "255 0 0" "0 255 0" "0 0 255"; do
 done
 gifsicle --no-warnings --loopcount=forever --delay 20 "${frames[@]/%/.gif}" >"$out/animated.gif"
 img2webp -loop 0 -lossless -d 200 "${frames[@]/%/.png}" -o "$out/animated.webp" 2>/dev/null
+# An AVIF image sequence (brand avis; libavif writes the first frame as the primary item too).
+avifenc --fps 5 -s 10 "${frames[@]/%/.png}" -o "$out/animated.avif" >/dev/null
 
 # Other encodings of one photo (mountain meadow).
 fit "$bg16/aitzgorri_by_Aitzol_Berasategi.jpg" "$tmp/photo.v" 800 533
@@ -140,6 +142,13 @@ idat = b"".join(z.compress(row) for _ in range(h)) + z.flush()
 png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 1, 0, 0, 0, 0))
        + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
 open(f"{out}/bomb.png", "wb").write(png)
+
+# GIF whose header says 100x100 but whose first frame starts at x=65500 (100 wide): libnsgif
+# grows the canvas to 65600 wide for it, libvips refuses a canvas over 65536 a side, and
+# libnsgif reports that as "Out of memory" (a damaged file, not a shortage).
+gif = (b"GIF89a" + struct.pack("<HHBBB", 100, 100, 0x80, 0, 0) + b"\0\0\0\xff\xff\xff"
+       + b"\x2c" + struct.pack("<HHHHB", 65500, 0, 100, 100, 0) + b"\x02\x02\x4c\x01\x00\x3b")
+open(f"{out}/frame-outside.gif", "wb").write(gif)
 
 # One-page PDF with a line of text; xref offsets computed, so it is well formed.
 objs = [b"<< /Type /Catalog /Pages 2 0 R >>",
@@ -251,6 +260,23 @@ for tag in p3 adobe; do
   vips jpegsave "$tmp/rgb-patches.v" "$out/rgb-patches-$tag.jpg" --Q 100 --profile "$icc"
 done
 vips pngsave "$tmp/rgb16-patches.v" "$out/rgb16-patches-p3.png" --compression 9 --profile "$tmp/p3.icc"
+
+# --- AVIF with alpha whose colour is turned but whose alpha is not (engine checks) ----------
+# 96x64 RGBA: an opaque red 32x32 square in the top-left corner, transparent green elsewhere.
+# libavif before 1.0 (Debian 12's avifenc 0.11) writes --irot/--imir on the colour item only;
+# lossless, so the hidden green survives for the decoder to show if alpha goes astray.
+python3 - "$tmp/corner.png" <<'EOF'
+import struct, sys, zlib
+w, h = 96, 64
+rows = b"".join(b"\0" + b"".join(bytes((255, 0, 0, 255)) if x < 32 and y < 32 else bytes((0, 255, 0, 0))
+                                   for x in range(w)) for y in range(h))
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+open(sys.argv[1], "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 6, 0, 0, 0))
+                              + chunk(b"IDAT", zlib.compress(rows, 9)) + chunk(b"IEND", b""))
+EOF
+avifenc -l -s 10 --irot 2 "$tmp/corner.png" "$out/alpha-irot180.avif" >/dev/null
+avifenc -l -s 10 --irot 1 --imir 0 "$tmp/corner.png" "$out/alpha-irot90-imir.avif" >/dev/null
 
 # --- summary (the table in SOURCES.md) ----------------------------------------------
 for f in "$out"/*; do

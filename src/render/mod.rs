@@ -41,6 +41,25 @@ fn corrupt_with(e: vips::VipsError, fallback: &str) -> RenderError {
     }
 }
 
+/// A failure while decoding bytes that `loader` was chosen for. libnsgif says "Out of memory"
+/// when libvips refuses the canvas a GIF's first frame asks for (its offset plus its size past
+/// 65536 a side, while the size the header gives passed our limits): the file is damaged and a
+/// retry changes nothing, so that is `corrupt`, not a shortage.
+fn decode_error(e: vips::VipsError, loader: Loader) -> RenderError {
+    if loader == Loader::Gif && reason::is_gif_decoder_oom(&e.0) {
+        let detail = reason::for_uploader(&e.0.replace("Out of memory", ""), "");
+        return RenderError::Corrupt(format!(
+            "the GIF is damaged: its frames describe a picture no GIF can have{}",
+            if detail.is_empty() {
+                String::new()
+            } else {
+                format!(" ({detail})")
+            }
+        ));
+    }
+    corrupt(e)
+}
+
 /// A libvips failure while writing `format`.
 fn encode_error(format: Format, e: &vips::VipsError) -> RenderError {
     if reason::is_resource_failure(&e.0) {
@@ -121,6 +140,13 @@ const INTERNAL: &str = "a step of making the thumbnails failed unexpectedly; the
 
 fn render_unguarded(bytes: &[u8], settings: &RenderSettings) -> Result<Rendered, RenderError> {
     let (source, loader) = probe::probe_format(bytes, &settings.limits)?;
+    let source_bytes = bytes.len() as u64;
+    // A HEIF/AVIF whose alpha lacks its picture's turn or mirror is read as if it had it.
+    let edited = match loader {
+        Loader::Heif => sniff::heif_alpha_turned_with_colour(bytes),
+        _ => None,
+    };
+    let bytes = edited.as_deref().unwrap_or(bytes);
 
     // Width (upright) of the picture at the scale a preset needs, never above the original.
     let needed_width =
@@ -140,7 +166,8 @@ fn render_unguarded(bytes: &[u8], settings: &RenderSettings) -> Result<Rendered,
         _ => None,
     };
     let nclx = nclx.as_ref();
-    let base = decode_base(bytes, loader, &source, base_width as i32, nclx).map_err(corrupt)?;
+    let base = decode_base(bytes, loader, &source, base_width as i32, nclx)
+        .map_err(|e| decode_error(e, loader))?;
 
     // Largest preset first, each resized from the smallest whole picture made so far that is
     // still large enough (resizing costs what its input's pixels cost): `small` comes from
@@ -180,7 +207,7 @@ fn render_unguarded(bytes: &[u8], settings: &RenderSettings) -> Result<Rendered,
         let image = match image {
             Ok(image) => image,
             Err(e) => {
-                let error = corrupt(e);
+                let error = decode_error(e, loader);
                 failed.extend(settings.formats.iter().map(|&format| FailedRendition {
                     preset: preset.name.clone(),
                     format,
@@ -205,7 +232,7 @@ fn render_unguarded(bytes: &[u8], settings: &RenderSettings) -> Result<Rendered,
     Ok(Rendered {
         placeholder: placeholder(smallest_covering(&whole, &base, hash_width))?,
         source,
-        source_bytes: bytes.len() as u64,
+        source_bytes,
         renditions,
         failed,
     })

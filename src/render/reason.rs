@@ -28,6 +28,18 @@ pub fn is_resource_failure(message: &str) -> bool {
     .any(|needle| text.contains(needle))
 }
 
+/// True when libnsgif itself said "Out of memory" (its NSGIF_ERR_OOM text, capitalised, a
+/// line of its own): on 8.14 to 8.18 that follows libvips' gifload refusing the canvas a GIF's
+/// first frame asks for ("bad image dimensions"). libvips' own allocator says "out of memory
+/// --- size == ..." instead, which stays a shortage.
+pub fn is_gif_decoder_oom(message: &str) -> bool {
+    message.split(['\n', ';']).any(|line| {
+        let line = line.trim();
+        // After the loader's name ("gifload_buffer: "), if any.
+        line.split_once(": ").map_or(line, |(_, rest)| rest) == "Out of memory"
+    })
+}
+
 /// The sentences of a libvips message that speak about the file, without libvips' prefixes
 /// (`VipsJpeg: `, `tiff2vips: `, `gifload_buffer: `) and without lines that only say which
 /// libvips call gave up. `fallback` is used when nothing is left.
@@ -121,6 +133,17 @@ mod tests {
             "heif: Memory allocation error: Security limit exceeded: Image size 10x20000"
         ));
         assert!(!is_resource_failure("VipsJpeg: Premature end of JPEG file"));
+    }
+
+    #[test]
+    fn only_the_gif_decoders_own_out_of_memory_is_told_apart() {
+        assert!(is_gif_decoder_oom(
+            "gifload: bad image dimensions; gifload_buffer: Out of memory"
+        ));
+        assert!(!is_gif_decoder_oom(
+            "vips_malloc: out of memory --- size == 48MB"
+        ));
+        assert!(!is_gif_decoder_oom("gifload: Premature end of input file"));
     }
 
     #[test]

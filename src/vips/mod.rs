@@ -273,6 +273,17 @@ impl Loader {
     }
 }
 
+/// Whether libvips' HEIF sniff (heifload.c's `heif_magic`, the same list in 8.14 to 8.18) takes
+/// these bytes: it knows the still-image brands but not `avis` (an AVIF image sequence, which
+/// carries its first frame as the primary item), so `vips_thumbnail_buffer` handed animated AVIF
+/// to ImageMagick, which is blocked ("operation is blocked").
+fn libvips_sniffs_as_heif(bytes: &[u8]) -> bool {
+    const BRANDS: [&[u8; 4]; 10] = [
+        b"heic", b"heix", b"hevc", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1", b"avif",
+    ];
+    bytes.get(4..8) == Some(b"ftyp") && BRANDS.iter().any(|b| bytes.get(8..12) == Some(&b[..]))
+}
+
 /// What to write: the saver is chosen by suffix; options are the few we set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Saver {
@@ -406,12 +417,17 @@ impl<'buf> Image<'buf> {
         // libvips' thumbnail takes a TIFF's later pages for smaller levels of a pyramid when
         // their sizes fit, and reads one of them instead: a half-size second page (a scan's
         // preview, another picture) came out in place of the first. An upload is its first
-        // page: read that alone (TIFF has no shrink-on-load to lose, beyond pyramids).
-        if loader == Loader::Tiff
-            && Self::header(bytes, loader)?
+        // page: read that alone (TIFF has no shrink-on-load to lose, beyond pyramids). Bytes
+        // libvips' own sniff would give to another loader (an animated AVIF) are read the
+        // same way, by our loader.
+        let by_our_loader = match loader {
+            Loader::Tiff => Self::header(bytes, loader)?
                 .get_int("n-pages")
-                .is_some_and(|pages| pages > 1)
-        {
+                .is_some_and(|pages| pages > 1),
+            Loader::Heif => !libvips_sniffs_as_heif(bytes),
+            _ => false,
+        };
+        if by_our_loader {
             let page = Self::load(bytes, loader, Access::Sequential, 1)?;
             // SAFETY: valid input image; the option list is NULL-terminated.
             let status = unsafe {
@@ -516,12 +532,13 @@ impl<'buf> Image<'buf> {
         wrap(status, out)
     }
 
-    /// Convert to sRGB through the embedded ICC profile (or libvips' built-in CMYK profile when
-    /// there is none), with the perceptual intent and black-point compensation: what
-    /// Photoshop, sharp and LittleCMS' own tools do for CMYK, so blacks stay black (the
-    /// relative intent without compensation lifts a CMYK photo's darkest pixel to about 33).
-    /// Used for CMYK, where libvips 8.14's thumbnail refuses some valid embedded profiles
-    /// ("profile incompatible with image") and silently uses its fallback instead.
+    /// Convert to sRGB through the embedded ICC profile (or, when there is none, libvips'
+    /// built-in CMYK profile, named here so the default is stated, not implied), with the
+    /// perceptual intent and black-point compensation for both: what Photoshop, sharp and
+    /// LittleCMS' own tools do for CMYK, so blacks stay black (the relative intent without
+    /// compensation lifts a CMYK photo's darkest pixel to about 33). Used for CMYK, where
+    /// libvips 8.14's thumbnail refuses some valid embedded profiles ("profile incompatible
+    /// with image") and silently uses its fallback instead.
     pub fn icc_to_srgb(&self) -> Result<Image<'buf>> {
         let mut out = ptr::null_mut();
         // SAFETY: valid input; NULL-terminated option list.
