@@ -25,6 +25,8 @@ trap 'scripts/local-aws/local-aws.sh down >/dev/null 2>&1 || true' EXIT
 
 step "unit and integration tests (cargo test)"
 cargo test --release --locked
+# The render test that must have the process to itself (see its comment in tests/render.rs).
+cargo test --release --locked --test render -- --ignored
 
 step "libvips matrix: the golden render tests on Debian 12's 8.14, Debian 13's 8.16, unstable's 8.18"
 scripts/check/libvips-matrix.sh
