@@ -279,10 +279,25 @@ async fn lambda_handler_renders_to_s3_and_dead_letters_the_corrupt_upload() {
         .iter()
         .map(|r| r["key"].as_str().unwrap().to_string())
         .chain([format!("{folder}manifest.json")])
+        // The corrupt first upload leaves a failure manifest (issue 17: `--only-missing` must not
+        // enqueue it again until the key changes), and no renditions.
+        .chain(["thumbnails/broken.jpg/manifest.json".to_string()])
         .collect();
     expected.sort();
-    assert_eq!(expected.len(), 4);
+    assert_eq!(expected.len(), 5);
     assert_eq!(local.output_keys().await, expected);
+    let failure = local
+        .s3
+        .get_object()
+        .bucket(&local.output)
+        .key("thumbnails/broken.jpg/manifest.json")
+        .send()
+        .await
+        .unwrap();
+    let failure: serde_json::Value =
+        serde_json::from_slice(&failure.body.collect().await.unwrap().to_vec()).unwrap();
+    assert_eq!(failure["renditions"].as_array().map(Vec::len), Some(0));
+    assert_eq!(failure["failures"][0]["kind"], "corrupt", "{failure}");
     let thumb = manifest["renditions"]
         .as_array()
         .unwrap()
