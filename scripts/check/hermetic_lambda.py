@@ -216,9 +216,16 @@ def main():
         if kind != "response" or failed_ids or kinds != ["corrupt"]:
             failures.append(f"corrupt upload: expected one DLQ letter of kind corrupt and no batch item failure, "
                             f"got {kind} {resp}, letters of kinds {kinds}")
-        leftover = s3.list_objects_v2(Bucket=out_bucket, Prefix="thumbnails/truncated.jpg/").get("Contents", [])
-        if leftover:
-            failures.append(f"corrupt upload left renditions: {[o['Key'] for o in leftover]}")
+        # A first upload that fails for good leaves only a failure manifest (no renditions), so
+        # `backfill --only-missing` does not enqueue it again until the key changes.
+        folder = "thumbnails/truncated.jpg/"
+        leftover = [o["Key"] for o in s3.list_objects_v2(Bucket=out_bucket, Prefix=folder).get("Contents", [])]
+        if leftover != [folder + "manifest.json"]:
+            failures.append(f"corrupt upload: expected only its failure manifest, found {leftover}")
+        else:
+            failed = json.loads(s3.get_object(Bucket=out_bucket, Key=folder + "manifest.json")["Body"].read())
+            if failed.get("renditions") or [f.get("kind") for f in failed.get("failures", [])] != ["corrupt"]:
+                failures.append(f"corrupt upload: its manifest is not a failure manifest of kind corrupt: {failed}")
     finally:
         proc.terminate()
         try:
