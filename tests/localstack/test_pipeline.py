@@ -2,6 +2,7 @@
 uploads and CopyObject, awkward keys, a corrupt upload, and a key overwritten while its first upload renders.
 
 Each test works in its own folder (run_prefix) of the session's stack and accounts only for it."""
+import json
 import random
 import struct
 import subprocess
@@ -58,7 +59,12 @@ def test_corrupt_upload_is_dead_lettered_with_its_kind(stack, run_prefix, worker
     assert letter.kind == "corrupt"
     assert letter.attributes["Key"] == key and letter.attributes["Bucket"] == stack["input_bucket"]
     assert letter.attributes["ErrorMessage"]
-    assert not e2e.accounting.list_objects(s3, stack["output_bucket"], run_prefix["output_prefix"])
+    # No renditions: only the failure manifest, so `backfill --only-missing` leaves it alone until the key changes.
+    folder = run_prefix["output_prefix"] + "broken scan.jpg/"
+    assert list(e2e.accounting.list_objects(s3, stack["output_bucket"], run_prefix["output_prefix"])) == [
+        folder + "manifest.json"]
+    failed = json.loads(s3.get_object(Bucket=stack["output_bucket"], Key=folder + "manifest.json")["Body"].read())
+    assert failed["renditions"] == [] and [f["kind"] for f in failed["failures"]] == ["corrupt"]
 
 
 def test_multipart_upload_and_copy_each_produce_renditions(stack, run_prefix, worker, endpoint):
