@@ -86,7 +86,8 @@ def test_redriven_messages_render_once_their_cause_is_fixed(aws, endpoint, make_
     # redrive: the new upload has its own event, and the old one is superseded.)
     done = _thumbs(thumbs_bin, endpoint, res, "redrive", "--kind", "too_many_pixels", "--queue-url", res["queue_url"])
     assert done.returncode == 0, done.stderr
-    start_worker(res, concurrency=2, MAX_INPUT_PIXELS="400000000")
+    # The 20,000 x 20,000 bomb is also over the side limit (16,384 wide, issue 20.1): raised too.
+    start_worker(res, concurrency=2, MAX_INPUT_PIXELS="400000000", MAX_INPUT_WIDTH="20000")
     fixed = {k for k, (_, kind) in BAD.items() if kind == "too_many_pixels"}
     wait_until(lambda: fixed <= account(s3, sqs, res).rendered, 120, what="the redriven uploads to render")
     assert _kinds(sqs, res["dlq_url"]) == ["corrupt", "corrupt", "empty"]
