@@ -4,7 +4,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step's wall time, printed as a table at the end (also when a step fails), so the
+# slow steps are known from every run (README's per-step table comes from it).
+step_names=() step_secs=() step_started=$SECONDS
+step_end() {
+  if ((${#step_names[@]})); then step_secs+=($((SECONDS - step_started))); fi
+}
+step() {
+  step_end
+  step_names+=("$*") step_started=$SECONDS
+  printf '\n==> %s\n' "$*"
+}
+step_table() {
+  step_end
+  printf '\n==> time per step (seconds)\n'
+  for i in "${!step_secs[@]}"; do printf '%6d  %s\n' "${step_secs[$i]}" "${step_names[$i]%%:*}"; done
+  printf '%6d  total\n' "$SECONDS"
+}
+trap step_table EXIT
 
 step "install build and test dependencies"
 scripts/setup/apt.sh build-essential pkg-config libvips-dev libvips-tools shellcheck python3-venv curl zip unzip
@@ -21,7 +38,7 @@ cargo build --release --locked
 
 step "local AWS (moto) for the integration tests"
 eval "$(scripts/local-aws/local-aws.sh up)"
-trap 'scripts/local-aws/local-aws.sh down >/dev/null 2>&1 || true' EXIT
+trap 'scripts/local-aws/local-aws.sh down >/dev/null 2>&1 || true; step_table' EXIT
 
 step "unit and integration tests (cargo test)"
 cargo test --release --locked
