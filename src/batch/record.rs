@@ -16,7 +16,7 @@ use crate::model::{Failure, ObjectRef};
 use crate::outputs::{self, Removal};
 use crate::render;
 use crate::storage::{Fetched, ObjectStore, StorageError};
-use crate::store::check_key_length;
+use crate::store::{check_key_length, fingerprint_for};
 use crate::telemetry::{self, printable};
 
 /// What one record came to, short of a failure.
@@ -135,7 +135,9 @@ impl<S: ObjectStore> Pipeline<S> {
             return Ok(Done::Skipped(why));
         }
         check_key_length(&self.config, object)?;
-        let (store, config, fingerprint) = (&self.store, &self.config, &self.fingerprint);
+        // The key's rule: its settings render, name and fingerprint the outputs.
+        let fingerprint = &fingerprint_for(&self.config, &object.key);
+        let (store, config) = (&self.store, &self.config);
         let current = outputs::current(store, config, &object.bucket, &object.key).await?;
         let settled = |etag: Option<String>| {
             let current = &current;
@@ -189,6 +191,7 @@ impl<S: ObjectStore> Pipeline<S> {
             }
         }
         let pipeline = Arc::clone(self);
+        let key = object.key.clone();
         // The bytes move to the render thread; `fetched` keeps the ETag and version for `store`.
         let bytes = std::mem::take(&mut fetched.bytes);
         let bytes_in = bytes.len() as u64;
@@ -197,7 +200,7 @@ impl<S: ObjectStore> Pipeline<S> {
         let rendered = tokio::task::spawn_blocking(move || {
             let _permit = held;
             let _running = pipeline.render_running();
-            render::render(&bytes, &pipeline.config.render)
+            render::render(&bytes, pipeline.config.rule_for(&key).settings)
         })
         .await
         .map_err(|e| Failure::retryable("panic", format!("render task failed: {e}")))?;
@@ -269,7 +272,14 @@ impl<S: ObjectStore> Pipeline<S> {
             return Ok(Done::Skipped(why));
         }
         Ok(
-            match outputs::remove(&self.store, &self.config, object, &self.fingerprint).await? {
+            match outputs::remove(
+                &self.store,
+                &self.config,
+                object,
+                &fingerprint_for(&self.config, &object.key),
+            )
+            .await?
+            {
                 Removal::Deleted => Done::Skipped("outputs_deleted"),
                 Removal::NothingToDelete => Done::Skipped("nothing_to_delete"),
                 Removal::Live => Done::Skipped("live_object_kept"),
