@@ -266,6 +266,7 @@ def main():
         "and the shapes just over it",
     )
     ap.add_argument("--light", action="store_true", help="with --shapes: no HEIC/AVIF over 599 on the short side")
+    ap.add_argument("--files", nargs="*", default=[], help="measure these files instead of made inputs")
     ap.add_argument("--only", default="", help="only the cases whose name contains this")
     ap.add_argument("--runner", default="", help="prefix command, e.g. scripts/setup/libvips-run.sh sid")
     ap.add_argument(
@@ -282,7 +283,9 @@ def main():
     for item in args.limit:
         fmt, pixels = item.split("=")
         limits[fmt] = int(pixels)
-    if args.shapes:
+    if args.files:
+        cases = [(os.path.basename(p), os.path.splitext(p)[1].lstrip("."), p) for p in args.files]
+    elif args.shapes:
         cases = shape_cases(os.path.join(args.inputs, "shapes"), limits, heavy=not args.light)
     else:
         cases = make_inputs(args.inputs, limits)
