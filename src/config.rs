@@ -475,7 +475,7 @@ mod tests {
     }
 
     const RULES: &str = "avatars=uploads/avatars/ presets=s64=64x64:cover,s128=128x128:cover; \
-                         products=uploads/products/ presets=w400=400 formats=avif,webp,jpeg";
+                         products=uploads/products/ presets=w400=400x400 formats=avif,webp,jpeg";
 
     fn pipeline(pairs: &[(&str, &str)]) -> Result<PipelineConfig, ConfigError> {
         let mut all = vec![("OUTPUT_BUCKET", "out"), ("INPUT_BUCKETS", "in")];

@@ -1194,7 +1194,7 @@ fn thumbs_render_gives_each_folder_exactly_its_rules_renditions() {
     let env = Env::from_pairs([(
         "THUMBS_RULES",
         "avatars=uploads/avatars/ presets=s64=64x64:cover,s128=128x128:cover;\n\
-         products=uploads/products/ presets=w400=400,w800=800,w1600=1600 formats=avif,webp,jpeg",
+         products=uploads/products/ presets=w400=400x400,w800=800x800,w1600=1600x1600 formats=avif,webp,jpeg",
     )]);
     let (rules, default) = rules(&env, "uploads/").unwrap();
     let jobs = collect_jobs(std::slice::from_ref(&input)).unwrap();

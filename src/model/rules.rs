@@ -13,7 +13,9 @@
 //! `presets` is required; `formats` and `quality` default to the default rule's. A last rule
 //! written `default presets=...` (no prefix) replaces `THUMBS_PRESETS`/`_FORMATS`/`_QUALITY`.
 
-use super::{parse_formats, parse_presets, parse_quality, PresetError, RenderSettings};
+use super::{
+    parse_formats, parse_presets, parse_quality, Format, PresetError, RenderSettings, MAX_SIDE,
+};
 
 /// The name of the rule for keys no other rule names.
 pub const DEFAULT_RULE: &str = "default";
@@ -68,8 +70,56 @@ impl Rules {
     }
 }
 
+/// The largest rendition, in pixels, each format was measured to encode within the 512 MB an
+/// image may use (the template's memory floor is 2 x 512 + 256 MB): AVIF 2048x2048 peaked at
+/// 229 MB, while a width-only 800 px AVIF of a tall upload (800x8192) took 826 MB and 1600 px
+/// (1600x16383) 3.0 GB: libaom's memory grows with the frame far faster than the other
+/// encoders'. WebP and JPEG 1600x16383 peaked at 324 and 277 MB, 4000x16000 at 715 and
+/// 600 MB (docs/benchmarks/memory.md, "Rules per folder").
+const fn max_output_pixels(format: Format) -> u64 {
+    match format {
+        Format::Avif => 2048 * 2048,
+        Format::Webp | Format::Jpeg => 1600 * MAX_SIDE as u64,
+    }
+}
+
+/// Refuse a rule whose renditions could need more memory than an image may use: a
+/// rendition's worst case is its box, or for a width-only preset its width by `MAX_SIDE` (a
+/// tall upload), never more than the largest input accepted.
+fn check_memory(rule: &str, settings: &RenderSettings) -> Result<(), RuleError> {
+    for preset in &settings.presets {
+        let (width, height) = preset.bounds();
+        let worst = (u64::from(width) * u64::from(height)).min(settings.limits.max_pixels);
+        for &format in &settings.formats {
+            let most = max_output_pixels(format);
+            if worst > most {
+                return Err(RuleError::Memory {
+                    rule: rule.into(),
+                    preset: preset.name.clone(),
+                    format,
+                    size: format!("{width}x{height}"),
+                    megapixels: format!("{:.1}", worst as f64 / 1e6),
+                    most: format!("{:.1}", most as f64 / 1e6),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RuleError {
+    #[error(
+        "rule `{rule}`: preset `{preset}` in {format} can be {size} ({megapixels} MP, for a tall upload when it has no height), over the {most} MP that {format} can encode within the 512 MB an image may use: give it a smaller box (e.g. NAME=800x800) or leave {format} out"
+    )]
+    Memory {
+        rule: String,
+        preset: String,
+        format: Format,
+        size: String,
+        megapixels: String,
+        most: String,
+    },
     #[error(
         "rule {index} `{text}`: expected NAME=PREFIX then presets=..., formats=..., quality=..."
     )]
@@ -240,18 +290,26 @@ impl Parsed {
     /// The validated rules and the default rule's settings; `base` is the default rule when
     /// the text has none (from `THUMBS_*`), and gives every rule the limits and strategy.
     pub fn into_rules(self, base: RenderSettings) -> Result<(Rules, RenderSettings), RuleError> {
+        // THUMBS_PRESETS/_FORMATS alone keep what they always did; every written rule fits
+        // the memory an image may use.
         let default = match &self.default {
-            Some(written) => written.settings(&base)?,
+            Some(written) => {
+                let settings = written.settings(&base)?;
+                check_memory(DEFAULT_RULE, &settings)?;
+                settings
+            }
             None => base,
         };
         let rules = self
             .rules
             .iter()
             .map(|w| {
+                let settings = w.settings(&default)?;
+                check_memory(&w.name, &settings)?;
                 Ok(Rule {
                     name: w.name.clone(),
                     prefix: w.prefix.clone(),
-                    settings: w.settings(&default)?,
+                    settings,
                 })
             })
             .collect::<Result<_, RuleError>>()?;
@@ -266,7 +324,7 @@ mod tests {
 
     const EXAMPLE: &str = "\
         avatars=uploads/avatars/ presets=s64=64x64:cover,s128=128x128:cover;
-        products=uploads/products/ presets=w400=400,w800=800,w1600=1600 formats=avif,webp,jpeg quality=avif=45";
+        products=uploads/products/ presets=w400=400x400,w800=800x800,w1600=1600x1600 formats=avif,webp,jpeg quality=avif=45";
 
     fn rules(text: &str) -> Result<(Rules, RenderSettings), RuleError> {
         parse_rules(text)?.into_rules(RenderSettings::default())
@@ -380,6 +438,29 @@ mod tests {
             let got = rules(text).map(|_| ()).unwrap_err().to_string();
             assert_eq!(got, expected, "{text}");
         }
+    }
+
+    #[test]
+    fn rules_whose_renditions_could_pass_the_memory_of_an_image_are_refused() {
+        let err = rules("p=uploads/p/ presets=w400=400 formats=avif,webp")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "rule `p`: preset `w400` in avif can be 400x16383 (6.6 MP, for a tall upload when it has no height), over the 4.2 MP that avif can encode within the 512 MB an image may use: give it a smaller box (e.g. NAME=800x800) or leave avif out"
+        );
+        assert!(rules("p=uploads/p/ presets=w1600=1600x1600,b=2048x2048 formats=avif").is_ok());
+        assert!(rules("p=uploads/p/ presets=w1600=1600 formats=webp,jpeg").is_ok());
+        let err = rules("p=uploads/p/ presets=full=4096 formats=webp").unwrap_err();
+        assert!(matches!(err, RuleError::Memory { ref size, .. } if size == "4096x16383"));
+        // A `default` rule is checked like the others; THUMBS_* alone is not (no change for
+        // stacks without rules).
+        assert!(rules("default presets=w400=400 formats=avif").is_err());
+        let avif = RenderSettings {
+            formats: vec![Format::Avif],
+            ..RenderSettings::default()
+        };
+        assert!(parse_rules("").unwrap().into_rules(avif).is_ok());
     }
 
     #[test]

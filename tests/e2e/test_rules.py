@@ -6,9 +6,9 @@ from conftest import FIXTURES, account, queue_counts, upload, wait_accounted, wa
 from test_backfill import _OUTCOME, _backfill
 
 AVATARS = "avatars=uploads/avatars/ presets=s64=64x64:cover,s128=128x128:cover"
-PRODUCTS = "products=uploads/products/ presets=w400=400,w800=800 formats=avif,webp,jpeg"
+PRODUCTS = "products=uploads/products/ presets=w400=400x400,w800=800x800 formats=avif,webp,jpeg"
 # The product rule after the change: a 1,000 px size instead of 800.
-PRODUCTS_CHANGED = "products=uploads/products/ presets=w400=400,w1000=1000 formats=avif,webp,jpeg"
+PRODUCTS_CHANGED = "products=uploads/products/ presets=w400=400x400,w1000=1000x1000 formats=avif,webp,jpeg"
 DOCS = "docs=uploads/docs/ presets=page=1000 formats=jpeg quality=jpeg=70"
 
 KEYS = {
