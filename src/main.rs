@@ -72,7 +72,8 @@ enum Command {
         #[arg(long, conflicts_with = "start_after", value_parser = display::from_hex)]
         start_after_hex: Option<String>,
         /// Skip originals whose manifest records their current ETag and the current presets and
-        /// formats (reads OUTPUT_BUCKET, OUTPUT_PREFIX, THUMBS_PRESETS... as the function does).
+        /// formats of their rule (reads OUTPUT_BUCKET, OUTPUT_PREFIX, THUMBS_PRESETS,
+        /// THUMBS_RULES... as the function does).
         #[arg(long)]
         only_missing: bool,
         /// List and count, send nothing.
