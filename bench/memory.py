@@ -266,8 +266,15 @@ def main():
         "and the shapes just over it",
     )
     ap.add_argument("--light", action="store_true", help="with --shapes: no HEIC/AVIF over 599 on the short side")
+    ap.add_argument("--files", nargs="*", default=[], help="measure these files instead of made inputs")
     ap.add_argument("--only", default="", help="only the cases whose name contains this")
     ap.add_argument("--runner", default="", help="prefix command, e.g. scripts/setup/libvips-run.sh sid")
+    ap.add_argument(
+        "--rules",
+        default="",
+        help="render with these settings: one THUMBS_RULES rule without its NAME=PREFIX "
+        "(e.g. 'presets=w400=400,w1600=1600 formats=avif,webp,jpeg'), applied to every input",
+    )
     ap.add_argument("--label", default="")
     ap.add_argument("--out", required=True, help="JSON results file")
     args = ap.parse_args()
@@ -276,13 +283,18 @@ def main():
     for item in args.limit:
         fmt, pixels = item.split("=")
         limits[fmt] = int(pixels)
-    if args.shapes:
+    if args.files:
+        cases = [(os.path.basename(p), os.path.splitext(p)[1].lstrip("."), p) for p in args.files]
+    elif args.shapes:
         cases = shape_cases(os.path.join(args.inputs, "shapes"), limits, heavy=not args.light)
     else:
         cases = make_inputs(args.inputs, limits)
     cases = [c for c in cases if args.only in c[0]]
     runner = args.runner.split()
     env = dict(os.environ)
+    if args.rules:
+        # `thumbs render FILE` places a file under its own name: key uploads/<name>.
+        env["THUMBS_RULES"] = f"bench=uploads/ {args.rules}"
     rows = []
     for name, fmt, path in cases:
         runs = [measure(args.thumbs, runner, path, env) for _ in range(args.rounds)]
@@ -306,6 +318,7 @@ def main():
         "label": args.label,
         "thumbs": args.thumbs,
         "runner": args.runner,
+        "rules": args.rules,
         "limits": limits,
         "rounds": args.rounds,
         "cases": rows,

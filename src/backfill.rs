@@ -100,17 +100,11 @@ impl AlreadyDone for NothingDone {
 pub struct ManifestCurrent<S> {
     store: S,
     config: PipelineConfig,
-    /// `store::settings_fingerprint` of the settings, computed once.
-    fingerprint: String,
 }
 
 impl<S> ManifestCurrent<S> {
     pub fn new(store: S, config: PipelineConfig) -> Self {
-        ManifestCurrent {
-            fingerprint: store::settings_fingerprint(&config.render),
-            store,
-            config,
-        }
+        ManifestCurrent { store, config }
     }
 }
 
@@ -122,7 +116,8 @@ impl<S: ObjectStore> AlreadyDone for ManifestCurrent<S> {
             bucket,
             &object.key,
             object.etag.as_deref(),
-            &self.fingerprint,
+            // Each key against its own rule: changing one rule re-renders only its keys.
+            &store::fingerprint_for(&self.config, &object.key),
         )
         .await
         .map_err(|f| StorageError::Transient(f.message))

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use crate::model::{
-    parse_formats, parse_presets, parse_quality, Limits, PresetError, RenderSettings, Strategy,
-    DEFAULT_FORMATS, DEFAULT_PRESETS, DEFAULT_QUALITY,
+    parse_formats, parse_presets, parse_quality, parse_rules, Applied, Limits, PresetError,
+    RenderSettings, Rules, Strategy, DEFAULT_FORMATS, DEFAULT_PRESETS, DEFAULT_QUALITY,
 };
 
 /// The environment variables we read, with what they mean; shown by `thumbs --help`.
@@ -14,6 +14,11 @@ Environment:
                     [default: thumb=150x150:cover,small=480,large=1080]
   THUMBS_FORMATS    output formats: webp, jpeg, avif, comma-separated [default: webp]
   THUMBS_QUALITY    per-format quality 1-100 [default: webp=80,jpeg=82,avif=50]
+  THUMBS_RULES      rules per folder, first match wins: `NAME=PREFIX presets=... [formats=...]
+                    [quality=...]`, separated by `;` or new lines; PREFIX lies inside
+                    INPUT_PREFIX; keys no rule names get the default rule (THUMBS_PRESETS,
+                    THUMBS_FORMATS, THUMBS_QUALITY, or a last rule `default presets=...`)
+                    [default: none]
   THUMBS_STRATEGY   shared (decode once for all presets) | per-preset [default: shared]
   MAX_INPUT_BYTES   largest input accepted, bytes [default: 67108864]
   MAX_INPUT_PIXELS  largest input accepted, width x height from the header [default: 64000000]
@@ -89,6 +94,12 @@ impl Env {
             .collect())
     }
 
+    /// The same environment with `var` set to `value` (a command-line option over it).
+    pub fn with(mut self, var: &str, value: &str) -> Self {
+        self.0.insert(var.to_string(), value.to_string());
+        self
+    }
+
     /// The value of `var`, with surrounding blanks trimmed; empty counts as unset.
     fn get(&self, var: &str) -> Option<&str> {
         self.0.get(var).map(|v| v.trim()).filter(|v| !v.is_empty())
@@ -147,6 +158,51 @@ pub fn render_settings(env: &Env) -> Result<RenderSettings, ConfigError> {
     })
 }
 
+/// `INPUT_PREFIX`, checked: without this a misconfiguration could make the function eat its
+/// own output.
+pub fn input_prefix(env: &Env) -> Result<String, ConfigError> {
+    let input_prefix = env.get("INPUT_PREFIX").unwrap_or(DEFAULT_INPUT_PREFIX);
+    if input_prefix.is_empty() || !input_prefix.ends_with('/') {
+        return Err(ConfigError::Invalid {
+            var: "INPUT_PREFIX",
+            reason: format!("`{input_prefix}` must be non-empty and end with `/`"),
+        });
+    }
+    Ok(input_prefix.to_string())
+}
+
+/// The settings of each kind of upload: `THUMBS_RULES` over the engine's settings. Returns the
+/// prefixed rules and the default rule's settings (`THUMBS_PRESETS`... or the text's
+/// `default` rule, never both). Every prefix must lie inside `input_prefix`: a key outside
+/// it never reaches the function, so such a rule could never apply.
+pub fn rules(env: &Env, input_prefix: &str) -> Result<(Rules, RenderSettings), ConfigError> {
+    let bad = |reason: String| ConfigError::Invalid {
+        var: "THUMBS_RULES",
+        reason,
+    };
+    let base = render_settings(env)?;
+    let Some(text) = env.get("THUMBS_RULES") else {
+        return Ok((Rules::default(), base));
+    };
+    let parsed = parse_rules(text).map_err(|e| bad(e.to_string()))?;
+    let globals = ["THUMBS_PRESETS", "THUMBS_FORMATS", "THUMBS_QUALITY"];
+    if let Some(var) = globals.iter().find(|v| env.get(v).is_some()) {
+        if parsed.default.is_some() {
+            return Err(bad(format!(
+                "its rule `default` and {var} both set the default rule: keep one"
+            )));
+        }
+    }
+    let (rules, default) = parsed.into_rules(base).map_err(|e| bad(e.to_string()))?;
+    if let Some(rule) = rules.0.iter().find(|r| !r.prefix.starts_with(input_prefix)) {
+        return Err(bad(format!(
+            "rule `{}`: prefix `{}` is outside INPUT_PREFIX `{input_prefix}`: its keys never reach the function",
+            rule.name, rule.prefix
+        )));
+    }
+    Ok((rules, default))
+}
+
 /// One per core: rendering is CPU-bound.
 pub fn default_concurrency() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -199,7 +255,18 @@ pub struct PipelineConfig {
     pub sync_deletes: bool,
     /// Originals fetched and rendered at once.
     pub concurrency: usize,
+    /// The default rule's settings, and every rule's limits and strategy.
     pub render: RenderSettings,
+    /// `THUMBS_RULES`: the settings of keys under given prefixes (see [`Self::rule_for`]).
+    pub rules: Rules,
+}
+
+impl PipelineConfig {
+    /// The rule the original at `key` follows: its settings make its renditions, name them
+    /// and fingerprint them.
+    pub fn rule_for(&self, key: &str) -> Applied<'_> {
+        self.rules.for_key(key, &self.render)
+    }
 }
 
 impl PipelineConfig {
@@ -220,14 +287,7 @@ impl PipelineConfig {
             return Err(ConfigError::Missing("INPUT_BUCKETS"));
         }
         let output_prefix = env.get("OUTPUT_PREFIX").unwrap_or(DEFAULT_OUTPUT_PREFIX);
-        let input_prefix = env.get("INPUT_PREFIX").unwrap_or(DEFAULT_INPUT_PREFIX);
-        // Without these rules a misconfiguration could make the function eat its own output.
-        if input_prefix.is_empty() || !input_prefix.ends_with('/') {
-            return Err(ConfigError::Invalid {
-                var: "INPUT_PREFIX",
-                reason: format!("`{input_prefix}` must be non-empty and end with `/`"),
-            });
-        }
+        let input_prefix = &input_prefix(env)?;
         if !output_prefix.is_empty() && !output_prefix.ends_with('/') {
             return Err(ConfigError::Invalid {
                 var: "OUTPUT_PREFIX",
@@ -247,6 +307,7 @@ impl PipelineConfig {
             });
         }
         let output_layout = env.parse("OUTPUT_LAYOUT", OutputLayout::default())?;
+        let (rules, render) = rules(env, input_prefix)?;
         // Two buckets' `uploads/a.jpg` would share one output folder.
         if input_buckets.len() > 1 && output_layout == OutputLayout::Key {
             return Err(ConfigError::Invalid {
@@ -279,7 +340,8 @@ impl PipelineConfig {
             concurrency: env
                 .parse("THUMBS_CONCURRENCY", default_concurrency())?
                 .max(1),
-            render: render_settings(env)?,
+            render,
+            rules,
         })
     }
 }
@@ -410,5 +472,78 @@ mod tests {
         assert!(err.starts_with("THUMBS_PRESETS: preset `big=0`"), "{err}");
         let env = Env::from_pairs([("MAX_INPUT_BYTES", "0")]);
         assert!(render_settings(&env).is_err());
+    }
+
+    const RULES: &str = "avatars=uploads/avatars/ presets=s64=64x64:cover,s128=128x128:cover; \
+                         products=uploads/products/ presets=w400=400x400 formats=avif,webp,jpeg";
+
+    fn pipeline(pairs: &[(&str, &str)]) -> Result<PipelineConfig, ConfigError> {
+        let mut all = vec![("OUTPUT_BUCKET", "out"), ("INPUT_BUCKETS", "in")];
+        all.extend_from_slice(pairs);
+        PipelineConfig::from_env(&Env::from_pairs(all))
+    }
+
+    #[test]
+    fn without_rules_thumbs_presets_is_the_rule_of_every_key() {
+        let cfg = pipeline(&[("THUMBS_PRESETS", "x=10")]).unwrap();
+        let rule = cfg.rule_for("uploads/avatars/a.png");
+        assert_eq!(rule.name, "default");
+        assert_eq!(rule.settings, &cfg.render);
+        assert_eq!(cfg.render.presets[0].name, "x");
+    }
+
+    #[test]
+    fn each_key_follows_its_rule_and_thumbs_presets_stays_the_default() {
+        let cfg = pipeline(&[("THUMBS_RULES", RULES), ("THUMBS_PRESETS", "x=10")]).unwrap();
+        assert_eq!(cfg.rule_for("uploads/avatars/a.png").name, "avatars");
+        assert_eq!(cfg.rule_for("uploads/products/a.png").name, "products");
+        let other = cfg.rule_for("uploads/docs/a.png");
+        assert_eq!(
+            (other.name, other.settings.presets[0].name.as_str()),
+            ("default", "x")
+        );
+    }
+
+    #[test]
+    fn a_default_rule_and_thumbs_presets_together_are_refused_as_ambiguous() {
+        let text = format!("{RULES}; default presets=y=20");
+        assert!(pipeline(&[("THUMBS_RULES", &text)]).is_ok());
+        for var in ["THUMBS_PRESETS", "THUMBS_FORMATS", "THUMBS_QUALITY"] {
+            let value = if var == "THUMBS_PRESETS" {
+                "x=10"
+            } else {
+                "webp"
+            };
+            let value = if var == "THUMBS_QUALITY" {
+                "webp=70"
+            } else {
+                value
+            };
+            let err = pipeline(&[("THUMBS_RULES", &text), (var, value)])
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                err,
+                format!("THUMBS_RULES: its rule `default` and {var} both set the default rule: keep one")
+            );
+        }
+    }
+
+    #[test]
+    fn a_rule_outside_input_prefix_is_refused_naming_it() {
+        let err = pipeline(&[("THUMBS_RULES", "old=photos/ presets=x=10")])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "THUMBS_RULES: rule `old`: prefix `photos/` is outside INPUT_PREFIX `uploads/`: its keys never reach the function"
+        );
+        let err = pipeline(&[("THUMBS_RULES", "a=uploads/a/ presets=big=0")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("THUMBS_RULES: rule `a`: preset `big=0`"),
+            "{err}"
+        );
     }
 }

@@ -32,6 +32,10 @@ enum Command {
         /// Images rendered at once [default: number of cores].
         #[arg(long, short)]
         jobs: Option<usize>,
+        /// Rules per folder, as THUMBS_RULES (which it replaces): a file follows the rule of
+        /// INPUT_PREFIX + its path below the folder given, as it would in the bucket.
+        #[arg(long)]
+        rules: Option<String>,
         /// Image files or folders (walked recursively).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
@@ -68,7 +72,8 @@ enum Command {
         #[arg(long, conflicts_with = "start_after", value_parser = display::from_hex)]
         start_after_hex: Option<String>,
         /// Skip originals whose manifest records their current ETag and the current presets and
-        /// formats (reads OUTPUT_BUCKET, OUTPUT_PREFIX, THUMBS_PRESETS... as the function does).
+        /// formats of their rule (reads OUTPUT_BUCKET, OUTPUT_PREFIX, THUMBS_PRESETS,
+        /// THUMBS_RULES... as the function does).
         #[arg(long)]
         only_missing: bool,
         /// List and count, send nothing.
@@ -130,12 +135,29 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Render { out, jobs, paths } => {
-            let settings = config::render_settings(&Env::from_process())?;
-            settings.check_encoders()?;
+        Command::Render {
+            out,
+            jobs,
+            rules,
+            paths,
+        } => {
+            let mut env = Env::from_process();
+            if let Some(rules) = rules {
+                env = env.with("THUMBS_RULES", &rules);
+            }
+            let input_prefix = config::input_prefix(&env)?;
+            let (rules, default) = config::rules(&env, &input_prefix)?;
+            for rule in rules.all(&default) {
+                rule.settings.check_encoders()?;
+            }
             let jobs_list = shell::render::collect_jobs(&paths).context("reading inputs")?;
             let threads = jobs.unwrap_or_else(config::default_concurrency);
-            let failed = shell::render::run(&jobs_list, &out, &settings, threads);
+            let run_rules = shell::render::RunRules {
+                rules: &rules,
+                default: &default,
+                input_prefix: &input_prefix,
+            };
+            let failed = shell::render::run(&jobs_list, &out, &run_rules, threads);
             eprintln!(
                 "{} of {} files rendered into {}",
                 jobs_list.len() - failed,
@@ -357,7 +379,9 @@ async fn run_dlq(dlq_url: String, action: Option<DlqAction>) -> anyhow::Result<(
 fn pipeline_config() -> anyhow::Result<PipelineConfig> {
     telemetry::init();
     let config = PipelineConfig::from_env(&Env::from_process())?;
-    config.render.check_encoders()?;
+    for rule in config.rules.all(&config.render) {
+        rule.settings.check_encoders()?;
+    }
     Ok(config)
 }
 

@@ -287,6 +287,7 @@ pub async fn write<S: ObjectStore>(
     let origin = origin(object, fetched, current);
     let mut manifest = Manifest::new(rendered, origin, |r| keys[&r.file_name()].clone());
     manifest.settings = fingerprint.to_string();
+    manifest.rule = Some(config.rule_for(&object.key).name.to_string());
     if fetched.etag.is_some() && store.head(&object.bucket, &object.key).await? != fetched.etag {
         let written: Vec<String> = manifest.renditions.iter().map(|r| r.key.clone()).collect();
         delete_listed(store, config, object, &written).await?;
@@ -320,6 +321,7 @@ pub async fn write_failure<S: ObjectStore>(
     let manifest = Manifest {
         source,
         settings: fingerprint.to_string(),
+        rule: Some(config.rule_for(&object.key).name.to_string()),
         placeholder: String::new(),
         renditions: Vec::new(),
         failures: vec![ManifestFailure {

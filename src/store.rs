@@ -30,6 +30,12 @@ pub fn settings_fingerprint(settings: &RenderSettings) -> String {
     )
 }
 
+/// The fingerprint of the settings of the rule `key` follows: changing one rule changes
+/// only its keys' fingerprints, so only they render again.
+pub fn fingerprint_for(config: &PipelineConfig, key: &str) -> String {
+    settings_fingerprint(config.rule_for(key).settings)
+}
+
 /// Where one original's outputs go: `OUTPUT_PREFIX` + the key below `INPUT_PREFIX` + `/`,
 /// with the bucket's name in front in the `bucket` layout.
 pub fn output_folder(config: &PipelineConfig, bucket: &str, key: &str) -> String {
@@ -50,8 +56,8 @@ fn rendition_key(folder: &str, preset: &str, extension: &str, tag: &str) -> Stri
     format!("{folder}{preset}.{tag}.{extension}")
 }
 
-/// Every rendition name the settings make for one upload of `object` whose ETag is `etag`:
-/// what a delivery of it writes, or wrote before it was interrupted.
+/// Every rendition name the settings of the key's rule make for one upload of `object` whose
+/// ETag is `etag`: what a delivery of it writes, or wrote before it was interrupted.
 pub fn rendition_keys(
     config: &PipelineConfig,
     object: &ObjectRef,
@@ -60,7 +66,7 @@ pub fn rendition_keys(
 ) -> Vec<String> {
     let tag = content_tag(etag, object, fingerprint);
     let folder = output_folder(config, &object.bucket, &object.key);
-    let render = &config.render;
+    let render = config.rule_for(&object.key).settings;
     render
         .presets
         .iter()
@@ -88,16 +94,16 @@ pub fn content_tag(source_etag: &str, object: &ObjectRef, fingerprint: &str) -> 
 
 /// Refuse, before anything is fetched or written, an original whose output keys would be
 /// longer than S3 allows: otherwise some renditions would be written and then the rest fail.
+/// The names are those of the key's rule.
 pub fn check_key_length(config: &PipelineConfig, object: &ObjectRef) -> Result<(), Failure> {
     let folder = output_folder(config, &object.bucket, &object.key);
     let tag_len = content_tag("", object, "").len();
-    let longest_name = config
-        .render
+    let render = config.rule_for(&object.key).settings;
+    let longest_name = render
         .presets
         .iter()
         .flat_map(|p| {
-            config
-                .render
+            render
                 .formats
                 .iter()
                 .map(move |f| p.name.len() + tag_len + f.extension().len() + 2)
@@ -261,5 +267,44 @@ mod tests {
         assert_eq!(md["source-etag"], "e");
         let short = metadata(&object("uploads/café.jpg"), &fetched);
         assert_eq!(short["source-key"], "uploads/caf%C3%A9.jpg");
+    }
+
+    #[test]
+    fn names_key_length_and_fingerprint_follow_the_keys_rule() {
+        let config = PipelineConfig::from_env(&Env::from_pairs([
+            ("OUTPUT_BUCKET", "out"),
+            ("INPUT_BUCKETS", "in"),
+            (
+                "THUMBS_RULES",
+                "avatars=uploads/avatars/ presets=s64=64x64:cover formats=webp,jpeg",
+            ),
+        ]))
+        .unwrap();
+        let avatar = object("uploads/avatars/me.png");
+        let fp = fingerprint_for(&config, &avatar.key);
+        let keys = rendition_keys(&config, &avatar, "e", &fp);
+        let tag = content_tag("e", &avatar, &fp);
+        assert_eq!(
+            keys,
+            [
+                format!("thumbnails/avatars/me.png/s64.{tag}.webp"),
+                format!("thumbnails/avatars/me.png/s64.{tag}.jpg"),
+            ]
+        );
+        let other = object("uploads/me.png");
+        assert_eq!(rendition_keys(&config, &other, "e", "f").len(), 3);
+        assert_ne!(fingerprint_for(&config, &other.key), fp);
+        assert_eq!(
+            fingerprint_for(&config, &other.key),
+            settings_fingerprint(&RenderSettings::default()),
+            "keys no rule names keep the fingerprint they had before rules existed"
+        );
+        // `large` (5 bytes) is longer than `s64`: a key that fits under the avatars rule is
+        // too long under the default rule.
+        let fits = |key: String| check_key_length(&config, &object(&key)).is_ok();
+        let room = MAX_KEY_BYTES - "thumbnails/".len() - 16 - "s64..webp".len();
+        let name = "k".repeat(room - "avatars/".len() - 1);
+        assert!(fits(format!("uploads/avatars/{name}")));
+        assert!(!fits(format!("uploads/othersx/{name}")));
     }
 }

@@ -1176,3 +1176,82 @@ fn avif_alpha_is_turned_and_mirrored_with_its_colour() {
         assert_eq!(opaque, 32 * 32, "{name}: only the square is opaque");
     }
 }
+
+// Rules per folder (issue 22): `thumbs render` gives each file its rule's renditions, chosen
+// by INPUT_PREFIX + its path below the folder given, as the function would by key.
+
+#[test]
+fn thumbs_render_gives_each_folder_exactly_its_rules_renditions() {
+    use thumbs::config::{rules, Env};
+    use thumbs::shell::render::{collect_jobs, run, RunRules};
+
+    let root = std::env::temp_dir().join(format!("thumbs-rules-{}", std::process::id()));
+    let (input, out) = (root.join("in"), root.join("out"));
+    for folder in ["avatars", "products", "docs"] {
+        std::fs::create_dir_all(input.join(folder)).unwrap();
+        std::fs::write(input.join(folder).join("a.jpg"), fixture("landscape.jpg")).unwrap();
+    }
+    let env = Env::from_pairs([(
+        "THUMBS_RULES",
+        "avatars=uploads/avatars/ presets=s64=64x64:cover,s128=128x128:cover;\n\
+         products=uploads/products/ presets=w400=400x400,w800=800x800,w1600=1600x1600 formats=avif,webp,jpeg",
+    )]);
+    let (rules, default) = rules(&env, "uploads/").unwrap();
+    let jobs = collect_jobs(std::slice::from_ref(&input)).unwrap();
+    let run_rules = RunRules {
+        rules: &rules,
+        default: &default,
+        input_prefix: "uploads/",
+    };
+    assert_eq!(run(&jobs, &out, &run_rules, 2), 0);
+    let made = |folder: &str| {
+        let manifest: thumbs::model::Manifest = serde_json::from_slice(
+            &std::fs::read(out.join(folder).join("a.jpg/manifest.json")).unwrap(),
+        )
+        .unwrap();
+        let renditions: Vec<String> = manifest
+            .renditions
+            .iter()
+            .map(|r| format!("{}.{} {}x{}", r.preset, r.format, r.width, r.height))
+            .collect();
+        let mut files: Vec<String> = std::fs::read_dir(out.join(folder).join("a.jpg"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        (manifest.rule.unwrap(), renditions, files)
+    };
+    let (rule, renditions, files) = made("avatars");
+    assert_eq!(rule, "avatars");
+    assert_eq!(renditions, ["s64.webp 64x64", "s128.webp 128x128"]);
+    assert_eq!(files, ["manifest.json", "s128.webp", "s64.webp"]);
+    let (rule, renditions, files) = made("products");
+    assert_eq!(rule, "products");
+    // landscape.jpg is 1200 wide: 1600 is not enlarged.
+    assert_eq!(
+        renditions,
+        [
+            "w400.avif 400x267",
+            "w400.webp 400x267",
+            "w400.jpeg 400x267",
+            "w800.avif 800x533",
+            "w800.webp 800x533",
+            "w800.jpeg 800x533",
+            "w1600.avif 1200x800",
+            "w1600.webp 1200x800",
+            "w1600.jpeg 1200x800",
+        ]
+    );
+    assert_eq!(files.len(), 10);
+    let (rule, renditions, _) = made("docs");
+    assert_eq!(rule, "default");
+    assert_eq!(
+        renditions,
+        [
+            "thumb.webp 150x150",
+            "small.webp 480x320",
+            "large.webp 1080x720"
+        ]
+    );
+    std::fs::remove_dir_all(root).unwrap();
+}

@@ -7,6 +7,8 @@
 #     (moto sends those events), the worker removes its renditions and manifest;
 #  4. the cause is fixed (the worker restarts with the default limit) and `thumbs dlq redrive
 #     --kind too_large` moves that dead letter back, so it renders; the other kinds stay in the DLQ.
+# Two rules per folder (THUMBS_RULES, issue 22): uploads/avatars/ get 64/128 px squares, uploads/products/
+# 400/800 px in WebP and JPEG; everything else the default presets.
 # Then demo-out/index.html shows each outcome (backfilled, rendered, redriven, deleted, dead-lettered
 # with its reason) and each ThumbHash placeholder as a picture.
 # Installs what it needs on a fresh Debian 12; safe to run twice (fresh uuid-named resources).
@@ -87,9 +89,11 @@ account() { # wait until every upload is rendered or dead-lettered
     echo "!! not every upload was accounted for within ${timeout}s (see above); worker log: $state/worker.log" >&2
   fi
 }
+# Rules per folder: each card on the page names its upload's rule.
+rules="avatars=uploads/avatars/ presets=s64=64x64:cover,s128=128x128:cover; products=uploads/products/ presets=w400=400,w800=800 formats=webp,jpeg"
 start_worker() { # start_worker [VAR=VALUE...]
   echo "== starting thumbs worker with ${*:-the default limits}, SYNC_DELETES=true (log: $state/worker.log)"
-  env "$@" INPUT_BUCKETS="$INPUT_BUCKET" OUTPUT_BUCKET="$OUTPUT_BUCKET" DLQ_URL="$DLQ_URL" SYNC_DELETES=true \
+  env THUMBS_RULES="$rules" "$@" INPUT_BUCKETS="$INPUT_BUCKET" OUTPUT_BUCKET="$OUTPUT_BUCKET" DLQ_URL="$DLQ_URL" SYNC_DELETES=true \
     RUST_LOG="${RUST_LOG:-info}" "$bin" worker --queue-url "$QUEUE_URL" --concurrency 2 >>"$state/worker.log" 2>&1 &
   worker_pid=$!
 }
@@ -123,6 +127,8 @@ put photo.heic "uploads/phone/IMG 0001.heic"
 put cmyk.jpg "uploads/print/bridge-cmyk.jpg"
 put progressive.jpg "uploads/dragonfly+progressive.jpg"
 put grey.jpg "uploads/grey.jpg"
+put alpha.png "uploads/avatars/brushes.png"
+put landscape.jpg "uploads/products/landscape.jpg"
 put photo.webp "uploads/meadow.webp"
 put truncated.jpg "uploads/bad/truncated.jpg"
 put text.jpg "uploads/bad/not an image.jpg"

@@ -136,6 +136,8 @@ def rendered_card(s3, a, key, meta, manifest, out, outcome, before_letters=()):
     src = manifest.get("source", {})
     if src.get("width"):
         cap += f" &middot; {src['width']}&times;{src['height']} {html.escape(str(src.get('format', '')))}"
+    if manifest.get("rule"):  # THUMBS_RULES: the rule that chose these renditions
+        cap += f" &middot; rule <code>{html.escape(manifest['rule'])}</code>"
     figs = [f"<figure>{orig}<figcaption>{cap}</figcaption></figure>"]
     base = a.output_prefix + key[len(a.input_prefix):] + "/"
     for r in manifest.get("renditions", []):

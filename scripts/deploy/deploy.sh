@@ -29,6 +29,7 @@ Usage: scripts/deploy/deploy.sh [options]      (make deploy ARGS="...")
   --expire-uploads DAYS    UPLOAD_EXPIRATION_DAYS UploadExpirationDays (0 keeps uploads)
   --presets SPEC           THUMBS_PRESETS    ThumbsPresets
   --formats LIST           THUMBS_FORMATS    ThumbsFormats
+  --rules TEXT             THUMBS_RULES      ThumbsRules (rules per folder, separated by ';')
   --max-input-bytes N      MAX_INPUT_BYTES   MaxInputBytes
   --max-input-pixels N     MAX_INPUT_PIXELS  MaxInputPixels
   --cache-control VALUE    CACHE_CONTROL     CacheControl
@@ -50,6 +51,7 @@ declare -A param_of=(
   [--log-level]=ApplicationLogLevel [--log-retention]=LogRetentionDays [--alarm-email]=AlarmEmail
   [--max-message-age]=MaxMessageAgeSeconds [--input-prefix]=InputPrefix [--output-prefix]=OutputPrefix
   [--expire-uploads]=UploadExpirationDays [--presets]=ThumbsPresets [--formats]=ThumbsFormats
+  [--rules]=ThumbsRules
   [--max-input-bytes]=MaxInputBytes [--max-input-pixels]=MaxInputPixels [--cache-control]=CacheControl
 )
 declare -A env_of=(
@@ -59,6 +61,7 @@ declare -A env_of=(
   [--input-prefix]=INPUT_PREFIX [--output-prefix]=OUTPUT_PREFIX [--expire-uploads]=UPLOAD_EXPIRATION_DAYS
   [--presets]=THUMBS_PRESETS [--formats]=THUMBS_FORMATS [--max-input-bytes]=MAX_INPUT_BYTES
   [--max-input-pixels]=MAX_INPUT_PIXELS [--cache-control]=CACHE_CONTROL
+  [--rules]=THUMBS_RULES
 )
 declare -A value_of=()
 for flag in "${!env_of[@]}"; do

@@ -23,7 +23,6 @@ use tracing::{warn, Instrument};
 use crate::config::PipelineConfig;
 use crate::model::{Failure, Message, MessageOutcome};
 use crate::storage::ObjectStore;
-use crate::store::settings_fingerprint;
 use isolate::{run_isolated, Interrupted};
 use outcome::{Tally, NOT_STARTED};
 
@@ -54,8 +53,6 @@ pub enum Triage {
 pub struct Pipeline<S> {
     pub store: S,
     pub config: PipelineConfig,
-    /// `store::settings_fingerprint` of the settings, computed once.
-    fingerprint: String,
     limit: Arc<Semaphore>,
     /// libvips renders running (on blocking threads), by number, with their start.
     renders: Mutex<HashMap<u64, Instant>>,
@@ -86,7 +83,6 @@ impl<S: ObjectStore> Pipeline<S> {
     pub fn new(store: S, config: PipelineConfig, concurrency: usize) -> Arc<Self> {
         Arc::new(Pipeline {
             store,
-            fingerprint: settings_fingerprint(&config.render),
             config,
             limit: Arc::new(Semaphore::new(concurrency.max(1))),
             renders: Mutex::new(HashMap::new()),
@@ -1013,9 +1009,16 @@ mod tests {
 
     /// `backfill --only-missing` asks `outputs::is_done` for each original listed.
     async fn backfill_would_skip(p: &Pipeline<MemoryStore>, key: &str, etag: &str) -> bool {
-        crate::outputs::is_done(&p.store, &p.config, "in", key, Some(etag), &p.fingerprint)
-            .await
-            .unwrap()
+        crate::outputs::is_done(
+            &p.store,
+            &p.config,
+            "in",
+            key,
+            Some(etag),
+            &crate::store::fingerprint_for(&p.config, key),
+        )
+        .await
+        .unwrap()
     }
 
     #[tokio::test]

@@ -16,7 +16,7 @@ use crate::model::{Failure, ObjectRef};
 use crate::outputs::{self, Removal};
 use crate::render;
 use crate::storage::{Fetched, ObjectStore, StorageError};
-use crate::store::check_key_length;
+use crate::store::{check_key_length, fingerprint_for};
 use crate::telemetry::{self, printable};
 
 /// What one record came to, short of a failure.
@@ -135,7 +135,9 @@ impl<S: ObjectStore> Pipeline<S> {
             return Ok(Done::Skipped(why));
         }
         check_key_length(&self.config, object)?;
-        let (store, config, fingerprint) = (&self.store, &self.config, &self.fingerprint);
+        // The key's rule: its settings render, name and fingerprint the outputs.
+        let fingerprint = &fingerprint_for(&self.config, &object.key);
+        let (store, config) = (&self.store, &self.config);
         let current = outputs::current(store, config, &object.bucket, &object.key).await?;
         let settled = |etag: Option<String>| {
             let current = &current;
@@ -189,6 +191,7 @@ impl<S: ObjectStore> Pipeline<S> {
             }
         }
         let pipeline = Arc::clone(self);
+        let key = object.key.clone();
         // The bytes move to the render thread; `fetched` keeps the ETag and version for `store`.
         let bytes = std::mem::take(&mut fetched.bytes);
         let bytes_in = bytes.len() as u64;
@@ -197,7 +200,7 @@ impl<S: ObjectStore> Pipeline<S> {
         let rendered = tokio::task::spawn_blocking(move || {
             let _permit = held;
             let _running = pipeline.render_running();
-            render::render(&bytes, &pipeline.config.render)
+            render::render(&bytes, pipeline.config.rule_for(&key).settings)
         })
         .await
         .map_err(|e| Failure::retryable("panic", format!("render task failed: {e}")))?;
@@ -269,12 +272,137 @@ impl<S: ObjectStore> Pipeline<S> {
             return Ok(Done::Skipped(why));
         }
         Ok(
-            match outputs::remove(&self.store, &self.config, object, &self.fingerprint).await? {
+            match outputs::remove(
+                &self.store,
+                &self.config,
+                object,
+                &fingerprint_for(&self.config, &object.key),
+            )
+            .await?
+            {
                 Removal::Deleted => Done::Skipped("outputs_deleted"),
                 Removal::NothingToDelete => Done::Skipped("nothing_to_delete"),
                 Removal::Live => Done::Skipped("live_object_kept"),
                 Removal::Render(live) => return self.fetch_render_store(&live, permit).await,
             },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Env, PipelineConfig};
+    use crate::model::Manifest;
+    use crate::storage::MemoryStore;
+
+    const AVATARS: &str = "avatars=uploads/avatars/ presets=s64=64x64:cover,s128=128x128:cover";
+
+    fn pipeline(store: MemoryStore, products: &str) -> Arc<Pipeline<MemoryStore>> {
+        let rules = format!("{AVATARS}; products=uploads/products/ {products}");
+        let config = PipelineConfig::from_env(&Env::from_pairs([
+            ("OUTPUT_BUCKET", "out"),
+            ("INPUT_BUCKETS", "in"),
+            ("THUMBS_RULES", rules.as_str()),
+        ]))
+        .unwrap();
+        Pipeline::new(store, config, 2)
+    }
+
+    async fn deliver(p: &Arc<Pipeline<MemoryStore>>, key: &str, etag: &str) -> Done {
+        let object = ObjectRef {
+            bucket: "in".into(),
+            key: key.into(),
+            size: None,
+            etag: Some(etag.into()),
+            version_id: None,
+            sequencer: None,
+        };
+        p.process_object(&object, false, None, &AtomicBool::new(false))
+            .await
+            .unwrap()
+    }
+
+    /// The rule, and each rendition as `preset.format WxH`, of the manifest in `folder`;
+    /// every rendition listed must exist.
+    fn made(store: &MemoryStore, folder: &str) -> (String, Vec<String>) {
+        let stored = store
+            .object("out", &format!("thumbnails/{folder}/manifest.json"))
+            .unwrap();
+        let manifest: Manifest = serde_json::from_slice(&stored.body).unwrap();
+        let renditions = manifest
+            .renditions
+            .iter()
+            .map(|r| {
+                assert!(store.object("out", &r.key).is_some(), "{}", r.key);
+                format!("{}.{} {}x{}", r.preset, r.format, r.width, r.height)
+            })
+            .collect();
+        (manifest.rule.unwrap(), renditions)
+    }
+
+    #[tokio::test]
+    async fn each_key_gets_its_rules_renditions_and_a_rule_change_renders_only_its_keys_again() {
+        let photo = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/landscape.jpg"
+        ))
+        .unwrap();
+        let store = MemoryStore::default();
+        let keys = [
+            "uploads/avatars/a.jpg",
+            "uploads/products/a.jpg",
+            "uploads/a.jpg",
+        ];
+        for key in keys {
+            store.insert("in", key, photo.clone());
+        }
+        let etags = keys.map(|_| MemoryStore::etag_of(&photo));
+        let p = pipeline(store, "presets=w400=400,w800=800 formats=webp,jpeg");
+        for (key, etag) in keys.iter().zip(&etags) {
+            let done = deliver(&p, key, etag).await;
+            assert!(matches!(done, Done::Rendered { .. }), "{key}: {done:?}");
+        }
+        let store = &p.store;
+        assert_eq!(
+            made(store, "avatars/a.jpg"),
+            (
+                "avatars".into(),
+                vec!["s64.webp 64x64".into(), "s128.webp 128x128".into()]
+            )
+        );
+        let products = [
+            "w400.webp 400x267",
+            "w400.jpeg 400x267",
+            "w800.webp 800x533",
+            "w800.jpeg 800x533",
+        ];
+        assert_eq!(made(store, "products/a.jpg").1, products);
+        assert_eq!(made(store, "products/a.jpg").0, "products");
+        let default = [
+            "thumb.webp 150x150",
+            "small.webp 480x320",
+            "large.webp 1080x720",
+        ];
+        assert_eq!(
+            made(store, "a.jpg"),
+            ("default".into(), default.map(String::from).to_vec())
+        );
+
+        // Only the products rule changes: only its key renders again.
+        let store = Arc::into_inner(p).unwrap().store;
+        let p = pipeline(store, "presets=w400=400,w900=900 formats=webp,jpeg");
+        let outcomes = [
+            deliver(&p, keys[0], &etags[0]).await,
+            deliver(&p, keys[1], &etags[1]).await,
+            deliver(&p, keys[2], &etags[2]).await,
+        ];
+        assert_eq!(outcomes[0], Done::Skipped("unchanged"));
+        assert!(matches!(outcomes[1], Done::Rendered { .. }));
+        assert_eq!(outcomes[2], Done::Skipped("unchanged"));
+        let products = made(&p.store, "products/a.jpg").1;
+        assert_eq!(products[2..], ["w900.webp 900x600", "w900.jpeg 900x600"]);
+        let left = p.store.keys("out");
+        assert!(!left.iter().any(|k| k.contains("/w800.")), "{left:?}");
     }
 }

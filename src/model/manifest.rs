@@ -63,6 +63,9 @@ pub struct Manifest {
     /// delivery with the same source ETag and settings has nothing to do.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub settings: String,
+    /// The `THUMBS_RULES` rule the original's key followed (`default` for keys no rule names).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
     /// ThumbHash (base64) to show while the real thumbnail loads.
     pub placeholder: String,
     pub renditions: Vec<ManifestRendition>,
@@ -114,6 +117,7 @@ impl Manifest {
                 ..origin
             },
             settings: String::new(),
+            rule: None,
             placeholder: rendered.placeholder.clone(),
             renditions: rendered
                 .renditions

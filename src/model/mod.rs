@@ -7,6 +7,7 @@ mod message;
 mod object;
 mod preset;
 mod rendered;
+mod rules;
 mod settings;
 
 pub use failure::Failure;
@@ -22,4 +23,5 @@ pub use preset::{
     DEFAULT_FORMATS, DEFAULT_PRESETS, DEFAULT_QUALITY, MAX_SIDE,
 };
 pub use rendered::{FailedRendition, Probe, RenderError, Rendered, Rendition};
+pub use rules::{parse_rules, Applied, Parsed, Rule, RuleError, Rules, DEFAULT_RULE};
 pub use settings::{Limits, RenderSettings, Strategy};

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use crate::model::{Manifest, ManifestSource, RenderSettings};
+use crate::model::{Applied, Manifest, ManifestSource, RenderSettings, Rules};
 use crate::render::{self, render};
 
 /// One file to render and the folder (relative to the output root) its renditions go in.
@@ -89,10 +89,32 @@ fn walk(root: &Path, dir: &Path, jobs: &mut Vec<Job>) -> std::io::Result<()> {
 /// The outcome of one job, for the progress line and the exit code.
 pub type Outcome = Result<usize, String>;
 
-/// Render one job into `out`; returns the number of renditions written.
-pub fn run_job(job: &Job, out: &Path, settings: &RenderSettings) -> Outcome {
+/// The rules of a run: a file follows the rule its key would have in the bucket,
+/// `INPUT_PREFIX` + its path below the folder given (`uploads/avatars/me.png`).
+pub struct RunRules<'a> {
+    pub rules: &'a Rules,
+    pub default: &'a RenderSettings,
+    pub input_prefix: &'a str,
+}
+
+impl RunRules<'_> {
+    pub fn for_job(&self, job: &Job) -> Applied<'_> {
+        let relative = job
+            .relative
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/");
+        self.rules
+            .for_key(&format!("{}{relative}", self.input_prefix), self.default)
+    }
+}
+
+/// Render one job into `out` with the settings of its `rule`; returns the number of
+/// renditions written.
+pub fn run_job(job: &Job, out: &Path, rule: Applied<'_>) -> Outcome {
     let bytes = std::fs::read(&job.input).map_err(|e| format!("cannot read: {e}"))?;
-    let rendered = render(&bytes, settings).map_err(|e| format!("{} ({})", e, e.kind()))?;
+    let rendered = render(&bytes, rule.settings).map_err(|e| format!("{} ({})", e, e.kind()))?;
     let dir = out.join(&job.relative);
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     for rendition in &rendered.renditions {
@@ -104,9 +126,10 @@ pub fn run_job(job: &Job, out: &Path, settings: &RenderSettings) -> Outcome {
         path: Some(job.input.display().to_string()),
         ..Default::default()
     };
-    let manifest = Manifest::new(&rendered, origin, |r| {
+    let mut manifest = Manifest::new(&rendered, origin, |r| {
         dir.join(r.file_name()).display().to_string()
     });
+    manifest.rule = Some(rule.name.to_string());
     let path = dir.join("manifest.json");
     std::fs::write(&path, manifest.to_json())
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
@@ -117,10 +140,10 @@ pub fn run_job(job: &Job, out: &Path, settings: &RenderSettings) -> Outcome {
     Ok(rendered.renditions.len())
 }
 
-/// Render every job with `jobs` threads, printing one progress line per file to stderr.
-/// Returns the number of failed files.
-pub fn run(jobs: &[Job], out: &Path, settings: &RenderSettings, threads: usize) -> usize {
-    run_each(jobs, threads, |job| run_job(job, out, settings))
+/// Render every job with `jobs` threads, each with its rule, printing one progress line per
+/// file to stderr. Returns the number of failed files.
+pub fn run(jobs: &[Job], out: &Path, rules: &RunRules<'_>, threads: usize) -> usize {
+    run_each(jobs, threads, |job| run_job(job, out, rules.for_job(job)))
 }
 
 /// `run` with the per-file work given: each job once, on up to `threads` threads.

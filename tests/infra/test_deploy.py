@@ -202,3 +202,16 @@ def test_the_old_predictable_name_taken_by_another_account_is_not_used(aws_env, 
     assert squatter.list_objects_v2(Bucket=predictable)["KeyCount"] == 0
     [ours] = artifacts_buckets(client("s3", aws_env))
     assert ours.startswith(f"thumbs-artifacts-{REGION}-")
+
+
+def test_rules_are_passed_as_one_parameter(zips):
+    """Issue 22: --rules (or THUMBS_RULES) becomes ThumbsRules, spaces and `;` kept in one value."""
+    env = {"PATH": "/usr/bin:/bin", "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_REGION": "eu-west-1",
+           "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
+    rules = "avatars=uploads/avatars/ presets=s64=64x64:cover; products=uploads/products/ presets=w400=400x400"
+    result = run("deploy.sh", "--dry-run", "--function-zip", str(zips["function"]),
+                 "--layer-zip", str(zips["layer"]), "--rules", rules, env=env)
+    assert result.returncode == 0, result.stderr
+    [deploy] = [line for line in result.stderr.splitlines() if " cloudformation deploy " in line]
+    # The command is printed with bash's printf %q: blanks and `;` escaped, one argument.
+    assert " ThumbsRules=" + re.sub(r"([ ;])", r"\\\1", rules) in deploy, deploy

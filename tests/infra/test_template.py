@@ -466,3 +466,65 @@ def test_example_parameters_fit_the_template(template):
             assert spec.get("MinValue", 0) <= int(value) <= spec.get("MaxValue", 2**63), entry
     required = {k for k, v in parameters.items() if "Default" not in v}
     assert required <= {e["ParameterKey"] for e in example}
+
+
+# --- issue 22: rules per folder (ThumbsRules -> THUMBS_RULES) ---
+
+
+def worked_example():
+    """The rules of ThumbsRules' worked example, as the template's comment writes them."""
+    from conftest import TEMPLATE
+
+    lines = TEMPLATE.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if "Worked example" in line) + 1
+    rules = []
+    for line in lines[start:]:
+        text = line.strip().removeprefix("#").strip()
+        if "=" not in text.split(" ")[0]:
+            break
+        rules.append(text)
+    return " ".join(rules)
+
+
+def test_rules_reach_the_function_and_the_notification_covers_every_rule(template, resources):
+    parameter = template["Parameters"]["ThumbsRules"]
+    # No rules by default: existing stacks keep ThumbsPresets/ThumbsFormats for every key.
+    assert parameter["Default"] == "" and int(parameter["MaxLength"]) <= 4096
+    env = plain(resources["Function"]["Properties"]["Environment"]["Variables"])
+    assert env["THUMBS_RULES"] == {"Ref": "ThumbsRules"}
+    # Rules live inside InputPrefix (the function refuses others at start), so the notification
+    # on InputPrefix covers every rule's keys and nothing else.
+    created = plain(resources["InputBucket"]["Properties"]["NotificationConfiguration"])["QueueConfigurations"][0]
+    assert created["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": {"Ref": "InputPrefix"}}]
+    prefix = template["Parameters"]["InputPrefix"]["Default"]
+    example = worked_example()
+    for rule in example.split(";"):
+        assert rule.split()[0].split("=", 1)[1].startswith(prefix), rule
+
+
+def test_the_worked_example_renders_each_rules_renditions(template, tmp_path):
+    from conftest import ROOT
+
+    binary = Path(os.environ.get("THUMBS_BIN", ROOT / "target" / "release" / "thumbs"))
+    photo = (ROOT / "tests" / "fixtures" / "landscape.jpg").read_bytes()
+    for folder in ["avatars", "products", "misc"]:
+        (tmp_path / "in" / folder).mkdir(parents=True)
+        (tmp_path / "in" / folder / "a.jpg").write_bytes(photo)
+    params = template["Parameters"]
+    env = dict(os.environ, INPUT_PREFIX=params["InputPrefix"]["Default"],
+               THUMBS_PRESETS=params["ThumbsPresets"]["Default"], THUMBS_FORMATS=params["ThumbsFormats"]["Default"])
+    done = subprocess.run([str(binary), "render", "--rules", worked_example(), "-o", str(tmp_path / "out"),
+                           str(tmp_path / "in")], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    made = {}
+    for folder in ["avatars", "products", "misc"]:
+        manifest = json.loads((tmp_path / "out" / folder / "a.jpg" / "manifest.json").read_text())
+        made[folder] = (manifest["rule"], sorted({(r["preset"], r["format"]) for r in manifest["renditions"]}))
+    assert made["avatars"] == ("avatars", [("s128", "webp"), ("s64", "webp")])
+    assert made["products"] == ("products", sorted((p, f) for p in ["w400", "w800", "w1600"]
+                                                   for f in ["avif", "webp", "jpeg"]))
+    assert made["misc"] == ("default", [("large", "webp"), ("small", "webp"), ("thumb", "webp")])
+    # The same rules with a prefix outside InputPrefix stop the binary, naming the rule.
+    done = subprocess.run([str(binary), "render", "--rules", "old=photos/ presets=x=10", "-o", str(tmp_path / "x"),
+                           str(tmp_path / "in")], env=env, capture_output=True, text=True)
+    assert done.returncode == 1 and "rule `old`: prefix `photos/` is outside INPUT_PREFIX" in done.stderr
