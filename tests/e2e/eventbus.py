@@ -113,5 +113,10 @@ def event_sink(endpoint):
 
 
 def write_example(event, name):
-    """Keep a received event as docs' example (EVENTS_EXAMPLES=1 runs only)."""
+    """Keep a received event as docs' example (EVENTS_EXAMPLES=1 runs only), with the test's
+    uuid names replaced by readable ones and the `account` field EventBridge adds (moto's SQS
+    target leaves it out)."""
+    event = dict(event, source="thumbs.my-stack", detail=dict(event["detail"], bucket="my-input-bucket"))
+    order = ["version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"]
+    event = {k: event.get(k, "123456789012") for k in order}
     Path(SCHEMAS / "examples" / name).write_text(json.dumps(event, indent=2, ensure_ascii=False) + "\n")
