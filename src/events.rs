@@ -30,8 +30,9 @@ pub const DELETED: &str = "Thumbnails Deleted";
 /// The kind of a record whose event could not be published (retried like a shortage).
 pub const NOT_PUBLISHED: &str = "event_not_published";
 
-/// EventBridge's limit on one PutEvents entry (and on the whole call), as it counts it:
-/// Source, DetailType and Detail in UTF-8 bytes (no Time or Resources are sent).
+/// EventBridge's limit on one PutEvents entry (and on the whole call), which must be *less*
+/// than this, as it counts it: Source, DetailType and Detail in UTF-8 bytes (no Time or
+/// Resources are sent). AWS's "Calculating PutEvents event entry size" page.
 pub const MAX_ENTRY_BYTES: usize = 256 * 1024;
 /// PutEvents takes at most ten entries per call.
 pub const MAX_ENTRIES: usize = 10;
@@ -223,7 +224,7 @@ impl Event {
             detail: serde_json::to_string(detail).expect("detail serializes"),
         };
         let whole = entry(&self.detail);
-        if whole.size() <= MAX_ENTRY_BYTES {
+        if whole.size() < MAX_ENTRY_BYTES {
             return whole;
         }
         let count = match &self.detail.outcome {
@@ -246,7 +247,7 @@ impl Event {
         let (mut fits, mut over) = (0, count);
         while over - fits > 1 {
             let mid = (fits + over) / 2;
-            if cut(mid).size() <= MAX_ENTRY_BYTES {
+            if cut(mid).size() < MAX_ENTRY_BYTES {
                 fits = mid;
             } else {
                 over = mid;
@@ -301,7 +302,7 @@ impl Publisher {
         }
     }
 
-    /// Publish `events`, in calls of at most ten entries and [`MAX_ENTRY_BYTES`] in all; one
+    /// Publish `events`, in calls of at most ten entries and under [`MAX_ENTRY_BYTES`] in all; one
     /// result per event, in order.
     pub async fn publish(&self, events: &[Event]) -> Published {
         let entries: Vec<Entry> = events
@@ -315,7 +316,7 @@ impl Publisher {
             let mut bytes = 0;
             while end < entries.len()
                 && end - start < MAX_ENTRIES
-                && (end == start || bytes + entries[end].size() <= MAX_ENTRY_BYTES)
+                && (end == start || bytes + entries[end].size() < MAX_ENTRY_BYTES)
             {
                 bytes += entries[end].size();
                 end += 1;
@@ -437,7 +438,7 @@ impl EventBus for MemoryBus {
         use std::sync::atomic::Ordering::Relaxed;
         assert!(entries.len() <= MAX_ENTRIES, "PutEvents refuses over ten");
         let total: usize = entries.iter().map(Entry::size).sum();
-        assert!(total <= MAX_ENTRY_BYTES, "PutEvents refuses over 256 KB");
+        assert!(total < MAX_ENTRY_BYTES, "PutEvents refuses 256 KB and more");
         self.calls.fetch_add(1, Relaxed);
         let refused = self.refuse_type.lock().unwrap().clone();
         let results = entries
@@ -511,7 +512,7 @@ mod tests {
         let m = manifest(400, 1_000);
         let event = Event::ready(&m, "thumbnails/a.jpg/manifest.json", None);
         let entry = event.entry("default", "thumbs");
-        assert!(entry.size() <= MAX_ENTRY_BYTES, "{}", entry.size());
+        assert!(entry.size() < MAX_ENTRY_BYTES, "{}", entry.size());
         let detail: Detail = serde_json::from_str(&entry.detail).unwrap();
         assert!(detail.truncated);
         let Outcome::Ready { renditions, .. } = &detail.outcome else {
@@ -526,7 +527,7 @@ mod tests {
             renditions.push(m.renditions[renditions.len()].clone());
         }
         let bigger = serde_json::to_string(&one_more).unwrap().len();
-        assert!(bigger + "thumbs".len() + READY.len() > MAX_ENTRY_BYTES);
+        assert!(bigger + "thumbs".len() + READY.len() >= MAX_ENTRY_BYTES);
         assert_eq!(detail.outcome_id, event.detail.outcome_id);
     }
 

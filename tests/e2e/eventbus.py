@@ -5,7 +5,9 @@ moto 5.2.5's events backend (moto/events/models.py, `EventsBackend.put_events` a
 `Rule.send_to_targets`) matches the rule's pattern and sends the event envelope as JSON to an
 SQS target; it does not enforce the 256 KB entry limit (thumbs' own unit tests cover that).
 """
+import contextlib
 import json
+import threading
 import time
 import uuid
 from collections import Counter
@@ -45,26 +47,48 @@ class Sink:
                              EventPattern=json.dumps({"source": [self.source]}))
         self.events.put_targets(Rule=self.rule, EventBusName=self.bus, Targets=[{"Id": "queue", "Arn": arn}])
         self.received = []
+        self.lock = threading.Lock()
 
     def env(self):
         """What the worker needs to publish here."""
         return {"EVENT_BUS": self.bus, "EVENT_SOURCE": self.source}
 
+    def receive_once(self):
+        """One receive of up to ten events, kept; they stay in flight (hidden for 15 min), which
+        spares the deletes: the queue goes with the test."""
+        got = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
+                                       VisibilityTimeout=900).get("Messages", [])
+        with self.lock:
+            self.received.extend(json.loads(m["Body"]) for m in got)
+        return len(got)
+
     def drain(self, quiet=2.0, timeout=60):
         """Receive until the queue stays empty for `quiet` seconds; returns every event so far."""
         deadline, last = time.monotonic() + timeout, time.monotonic()
         while time.monotonic() < deadline and time.monotonic() - last < quiet:
-            got = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
-                                           WaitTimeSeconds=0).get("Messages", [])
-            for m in got:
-                self.received.append(json.loads(m["Body"]))
-            if got:
-                self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)])
+            if self.receive_once():
                 last = time.monotonic()
             else:
                 time.sleep(0.2)
         return self.received
+
+    @contextlib.contextmanager
+    def collecting(self):
+        """Receive in a thread while the body runs (so a large test spends no time on it after)."""
+        stop = threading.Event()
+
+        def run():
+            while not stop.is_set():
+                if not self.receive_once():
+                    stop.wait(0.5)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            stop.set()
+            thread.join(30)
 
     def wait_for(self, cond, timeout=60, what="events"):
         """Drain until `cond(events)` holds."""
