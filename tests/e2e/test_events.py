@@ -6,6 +6,7 @@ import os
 
 from conftest import FIXTURES, account, local_stack, upload, wait_accounted
 from eventbus import event_sink, of_type, one_per_key, summary, validate, write_example  # noqa: F401
+from test_lambda import _invoke, _notifications, _sqs_record, _start_lambda, runtime_api  # noqa: F401
 
 READY, REFUSED, DELETED = "Thumbnails Ready", "Upload Refused", "Thumbnails Deleted"
 GOOD = {"uploads/ev/a.jpg": "landscape.jpg", "uploads/ev/b c.png": "alpha.png"}
@@ -120,3 +121,26 @@ def test_a_synced_deletion_announces_the_renditions_removed(aws, make_stack, sta
     assert [o["Key"] for o in left] == ["thumbnails/ev/gone.jpg/manifest.json"]
     if os.environ.get("EVENTS_EXAMPLES"):
         write_example(deleted, "thumbnails-deleted.json")
+
+
+def test_the_lambda_function_announces_through_the_same_core(aws, endpoint, make_stack, thumbs_bin, runtime_api,
+                                                              tmp_path, event_sink):
+    """`thumbs lambda` behind the Runtime API emulator: the invocation's good upload is announced as
+    Ready and its corrupt one as Refused (after its letter), before the function answers."""
+    s3, sqs = aws
+    res = make_stack(visibility_timeout=60)
+    sink = event_sink()
+    put_all(s3, res, {"uploads/fn/good.jpg": "landscape.jpg", "uploads/fn/bad.jpg": "truncated.jpg"})
+    records = [_sqs_record(res, m["MessageId"], m["Body"]) for m in _notifications(sqs, res, 2)]
+    fn = _start_lambda(thumbs_bin, endpoint, res, runtime_api, tmp_path, "lambda-events", **sink.env())
+    try:
+        result = _invoke(runtime_api, {"Records": records})
+    finally:
+        fn.stop()
+        print(fn.log()[-3000:])
+    assert result == {"batchItemFailures": []}
+    events = sink.drain()
+    check_all(events, sink)
+    assert set(one_per_key(events, READY)) == {"uploads/fn/good.jpg"}
+    assert set(one_per_key(events, REFUSED)) == {"uploads/fn/bad.jpg"}
+    assert summary(events) == {READY: 1, REFUSED: 1}
