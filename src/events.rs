@@ -406,8 +406,9 @@ pub struct MemoryBus {
     pub published: Mutex<Vec<Entry>>,
     /// Every entry fails (a publishing outage) while set.
     pub outage: std::sync::atomic::AtomicBool,
-    /// Entries of this detail type fail (a partial failure of one PutEvents call).
-    pub refuse_type: Mutex<Option<String>>,
+    /// Entries whose detail type is this, or whose detail contains it, fail (a partial failure
+    /// of one PutEvents call).
+    pub refuse: Mutex<Option<String>>,
     /// PutEvents calls made.
     pub calls: std::sync::atomic::AtomicUsize,
 }
@@ -440,14 +441,17 @@ impl EventBus for MemoryBus {
         let total: usize = entries.iter().map(Entry::size).sum();
         assert!(total < MAX_ENTRY_BYTES, "PutEvents refuses 256 KB and more");
         self.calls.fetch_add(1, Relaxed);
-        let refused = self.refuse_type.lock().unwrap().clone();
+        let refused = self.refuse.lock().unwrap().clone();
         let results = entries
             .iter()
             .map(|e| {
                 if self.outage.load(Relaxed) {
                     return Err("InternalFailure: outage".to_string());
                 }
-                if refused.as_deref() == Some(e.detail_type.as_str()) {
+                if refused
+                    .as_deref()
+                    .is_some_and(|r| e.detail_type == r || e.detail.contains(r))
+                {
                     return Err("ThrottlingException: refused".to_string());
                 }
                 self.published.lock().unwrap().push(e.clone());
@@ -574,7 +578,7 @@ mod tests {
             },
             vec!["thumbnails/a.jpg/thumb.0123456789abcdef.webp".into()],
         );
-        *bus.refuse_type.lock().unwrap() = Some(DELETED.into());
+        *bus.refuse.lock().unwrap() = Some(DELETED.into());
         let results = publisher.publish(&events).await;
         assert_eq!(bus.calls.load(std::sync::atomic::Ordering::Relaxed), 2);
         assert_eq!(results.len(), 12);

@@ -1242,11 +1242,11 @@ mod tests {
         assert_eq!(bus.details().len(), 1, "only the good upload's Ready");
         dlq.unavailable.store(false, Ordering::Relaxed);
         // Its letter is sent but its event fails: handed back, and sent again on the retry.
-        *bus.refuse_type.lock().unwrap() = Some(crate::events::REFUSED.into());
+        *bus.refuse.lock().unwrap() = Some(crate::events::REFUSED.into());
         let outcomes = p.process_batch(vec![messages[0].clone()], None).await;
         let report = settle_announcing(&p, outcomes, &dlq).await;
         assert_eq!(report.failed, ["bad"]);
-        *bus.refuse_type.lock().unwrap() = None;
+        *bus.refuse.lock().unwrap() = None;
         let outcomes = p.process_batch(vec![messages[0].clone()], None).await;
         let report = settle_announcing(&p, outcomes, &dlq).await;
         assert_eq!(report.done, ["bad"]);
@@ -1330,5 +1330,30 @@ mod tests {
         assert_eq!(details[1].0, crate::events::DELETED);
         assert_eq!(details[1].1["renditions"], json!(listed));
         assert_eq!(details[1].1["sequencer"], "0F");
+    }
+
+    #[tokio::test]
+    async fn a_refusal_whose_entry_failed_hands_back_only_its_own_message() {
+        let (p, bus) = announcing(&[]);
+        for key in ["uploads/x.jpg", "uploads/y.jpg"] {
+            p.store.insert("in", key, fixture("truncated.jpg"));
+        }
+        let messages = vec![
+            message("x", &["uploads/x.jpg"]),
+            message("y", &["uploads/y.jpg"]),
+        ];
+        let outcomes = p.process_batch(messages, None).await;
+        // One PutEvents call for both refusals; EventBridge refuses the entry of y only.
+        *bus.refuse.lock().unwrap() = Some("uploads/y.jpg".into());
+        let dlq = MemoryDeadLetters::default();
+        let report = settle_announcing(&p, outcomes, &dlq).await;
+        assert_eq!(
+            (report.done, report.failed),
+            (vec!["x".to_string()], vec!["y".to_string()])
+        );
+        assert_eq!(bus.calls.load(Ordering::Relaxed), 1);
+        let details = bus.details();
+        assert_eq!(details.len(), 1);
+        assert_eq!(details[0].1["key"], "uploads/x.jpg");
     }
 }
