@@ -3,15 +3,19 @@
 
   scripts/local-aws/faultproxy.py --upstream http://127.0.0.1:5000 [--port 0] [--fail-first N]
       [--fail-window START END] [--fail-rate P] [--latency-ms MS] [--methods GET,PUT]
+      [--targets AWSEvents.PutEvents]
 
 Faulted requests get 503 with an S3 XML error body (code SlowDown), which AWS SDKs treat
-as retryable throttling. Times in --fail-window count from the first proxied request.
+as retryable throttling. With --targets only requests of the JSON protocol whose
+X-Amz-Target is listed are faulted (others are forwarded and not counted as faultable), and
+they get what such a service answers to an internal error: 500 with a JSON body of type
+InternalException (EventBridge's PutEvents documents it; SDKs retry it). Times in --fail-window count from the first proxied request.
 Everything else is forwarded unchanged: method, path, query, body and every header
 including Host, so a SigV4 signature made for the proxy's address still verifies.
 
 Control (not forwarded): GET /__faultproxy__/stats gives counters as JSON; POST
 /__faultproxy__/config with a JSON object of the same names as the flags (fail_first,
-fail_window, fail_rate, latency_ms, methods) replaces the fault settings and restarts the
+fail_window, fail_rate, latency_ms, methods, targets) replaces the fault settings and restarts the
 clock and the request count.
 Prints "listening on http://127.0.0.1:PORT" once ready.
 """
@@ -30,14 +34,17 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding
 
 
 class Faults:
-    def __init__(self, fail_first=0, fail_window=None, fail_rate=0.0, latency_ms=0, methods=None, seed=None):
+    def __init__(self, fail_first=0, fail_window=None, fail_rate=0.0, latency_ms=0, methods=None, seed=None,
+                 targets=None):
         self.lock = threading.Lock()
         self.rng = random.Random(seed)
-        self.configure(fail_first=fail_first, fail_window=fail_window, fail_rate=fail_rate, latency_ms=latency_ms, methods=methods)
+        self.configure(fail_first=fail_first, fail_window=fail_window, fail_rate=fail_rate, latency_ms=latency_ms,
+                       methods=methods, targets=targets)
         self.stats = {"requests": 0, "injected": 0, "forwarded": 0, "upstream_errors": 0}
 
-    def configure(self, fail_first=0, fail_window=None, fail_rate=0.0, latency_ms=0, methods=None):
+    def configure(self, fail_first=0, fail_window=None, fail_rate=0.0, latency_ms=0, methods=None, targets=None):
         with self.lock:
+            self.targets = set(targets) if targets else None
             self.fail_first = int(fail_first)
             self.fail_window = tuple(map(float, fail_window)) if fail_window else None
             self.fail_rate = float(fail_rate)
@@ -46,11 +53,13 @@ class Faults:
             self.started = None  # set by the first request after (re)configuration
             self.seen = 0
 
-    def decide(self, method):
+    def decide(self, method, target=None):
         """Count the request; True when it must fail."""
         with self.lock:
             self.stats["requests"] += 1
             if self.methods is not None and method not in self.methods:
+                return False
+            if self.targets is not None and target not in self.targets:
                 return False
             now = time.monotonic()
             if self.started is None:
@@ -125,6 +134,12 @@ def make_handler(upstream, faults):
             ).encode()
             self._send(503, [("Content-Type", "application/xml"), ("x-amz-request-id", rid)], xml)
 
+        def _internal_error(self):
+            rid = str(uuid.uuid4())
+            body = json.dumps({"__type": "InternalException", "message": "injected by faultproxy"}).encode()
+            self._send(500, [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-RequestId", rid),
+                             ("x-amzn-ErrorType", "InternalException")], body)
+
         def _forward(self, body):
             headers = [(k, v) for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP]
             if self.headers.get("Transfer-Encoding") and body is not None:
@@ -152,9 +167,12 @@ def make_handler(upstream, faults):
             body = self._body()
             if self.path.startswith(CONTROL):
                 return self._control(body)
-            fail = faults.decide(self.command)
+            target = self.headers.get("X-Amz-Target")
+            fail = faults.decide(self.command, target)
             if faults.latency_ms:
                 time.sleep(faults.latency_ms / 1000)
+            if fail and faults.targets is not None:
+                return self._internal_error()
             if fail:
                 return self._slow_down()
             return self._forward(body)
@@ -176,9 +194,12 @@ def main():
     ap.add_argument("--seed", type=int, help="seed for --fail-rate")
     ap.add_argument("--latency-ms", type=float, default=0, help="delay every request by this much")
     ap.add_argument("--methods", help="only fault these methods, e.g. GET,PUT (latency applies to all)")
+    ap.add_argument("--targets", help="only fault JSON-protocol calls with this X-Amz-Target, comma-separated, "
+                    "e.g. AWSEvents.PutEvents (answered 500 InternalException)")
     a = ap.parse_args()
     faults = Faults(a.fail_first, a.fail_window, a.fail_rate, a.latency_ms,
-                    a.methods.split(",") if a.methods else None, a.seed)
+                    a.methods.split(",") if a.methods else None, a.seed,
+                    a.targets.split(",") if a.targets else None)
     server = ThreadingHTTPServer((a.host, a.port), make_handler(a.upstream, faults))
     server.daemon_threads = True
     print(f"listening on http://{a.host}:{server.server_address[1]}", flush=True)

@@ -143,3 +143,22 @@ def test_faultproxy_window_latency_and_runtime_config(endpoint, faultproxy):
     except ClientError as e:
         assert e.response["Error"]["Code"] == "SlowDown"
     s3.list_buckets()
+
+
+def test_faultproxy_targets_fail_only_the_listed_json_calls(endpoint, faultproxy):
+    """--targets AWSEvents.PutEvents: PutEvents gets EventBridge's 500 InternalException (a JSON
+    error botocore parses), other EventBridge calls and S3 pass untouched."""
+    url, stats = faultproxy("--targets", "AWSEvents.PutEvents", "--fail-first", "1")
+    kw = dict(endpoint_url=url, region_name="us-east-1", config=NO_RETRY)
+    events, s3 = boto3.client("events", **kw), boto3.client("s3", **kw)
+    s3.list_buckets()
+    events.list_event_buses()
+    entry = {"Source": "thumbs.harness", "DetailType": "Harness", "Detail": "{}"}
+    try:
+        events.put_events(Entries=[entry])
+        raise AssertionError("the first PutEvents was not faulted")
+    except ClientError as e:
+        assert (e.response["ResponseMetadata"]["HTTPStatusCode"], e.response["Error"]["Code"]) == (
+            500, "InternalException")
+    assert events.put_events(Entries=[entry])["FailedEntryCount"] == 0
+    assert stats()["injected"] == 1 and stats()["forwarded"] == 1, stats()
