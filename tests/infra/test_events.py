@@ -12,7 +12,8 @@ from pathlib import Path
 import boto3
 import pytest
 from cfnlint.decode import decode
-from test_template import plain, role_statements, as_list
+from test_deploy import run, zips  # noqa: F401  (zips: a fixture)
+from test_template import as_list, plain, role_statements
 
 from conftest import ROOT
 
@@ -140,3 +141,22 @@ def test_example_deployed_on_moto_delivers_only_the_stacks_refusals(aws_env):
                    sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])]
     assert [(b["source"], b["detail-type"], b["detail"]["key"]) for b in bodies] == \
         [("thumbs.photos", "Upload Refused", "uploads/refused.jpg")]
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_deploy_passes_the_event_bus(zips, how):
+    """deploy.sh --event-bus NAME (or EVENT_BUS_NAME; not EVENT_BUS, which is the binary's own variable and may be
+    an ARN the template refuses) sets the EventBus parameter; without it the template's default stays."""
+    env = {"PATH": "/usr/bin:/bin", "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_REGION": "eu-west-1",
+           "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+           "EVENT_BUS": "arn:aws:events:eu-west-1:111122223333:event-bus/ignored"}
+    args = ["--dry-run", "--function-zip", str(zips["function"]), "--layer-zip", str(zips["layer"])]
+    runs = {"flag": run("deploy.sh", *args, "--event-bus", "none", env=env),
+            "env": run("deploy.sh", *args, env=dict(env, EVENT_BUS_NAME="none")),
+            "default": run("deploy.sh", *args, env=env)}
+    deploys = {}
+    for name, result in runs.items():
+        assert result.returncode == 0, result.stderr
+        [deploys[name]] = [line for line in result.stderr.splitlines() if " cloudformation deploy " in line]
+    assert "EventBus=none" in deploys[how]
+    assert "EventBus=" not in deploys["default"]
