@@ -46,6 +46,10 @@ Environment:
   MESSAGE_TIMEOUT_SECONDS  worker: a message not finished in this time fails (kind `timeout`,
                     retried, dead-lettered on its last receive) [default: 900]
   SYNC_DELETES      worker/lambda: true = deleting an original deletes its renditions [default: false]
+  EVENT_BUS         worker/lambda: the EventBridge bus (name or ARN) that gets an event when an
+                    upload is settled (Thumbnails Ready, Upload Refused, Thumbnails Deleted);
+                    unset or empty: no events [default: none]
+  EVENT_SOURCE      the events' `source` (the template sets thumbs.<stack name>) [default: thumbs]
   CACHE_CONTROL     Cache-Control of the renditions, whose names change with their content
                     [default: public, max-age=31536000, immutable]
   MANIFEST_CACHE_CONTROL  Cache-Control of manifest.json, rewritten on re-upload [default: no-cache]
@@ -284,9 +288,54 @@ impl PipelineConfig {
     }
 }
 
+/// The events' `source` when `EVENT_SOURCE` is unset.
+pub const DEFAULT_EVENT_SOURCE: &str = "thumbs";
+
+/// Where settled uploads are announced (`EVENT_BUS`, `EVENT_SOURCE`; see `crate::events`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventsConfig {
+    /// `None`: publishing is off.
+    pub bus: Option<String>,
+    pub source: String,
+}
+
+impl EventsConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let source = env.get("EVENT_SOURCE").unwrap_or(DEFAULT_EVENT_SOURCE);
+        // EventBridge refuses a source starting with `aws.`, reserved for AWS services.
+        if source.starts_with("aws.") || source.len() > 256 {
+            return Err(ConfigError::Invalid {
+                var: "EVENT_SOURCE",
+                reason: format!(
+                    "`{source}`: must not start with `aws.` and be at most 256 characters"
+                ),
+            });
+        }
+        Ok(EventsConfig {
+            bus: env.get("EVENT_BUS").map(str::to_string),
+            source: source.to_string(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_are_off_unless_a_bus_is_named_and_default_to_source_thumbs() {
+        let off = EventsConfig::from_env(&Env::from_pairs([("EVENT_BUS", " ")])).unwrap();
+        assert_eq!(off.bus, None);
+        assert_eq!(off.source, "thumbs");
+        let on = EventsConfig::from_env(&Env::from_pairs([
+            ("EVENT_BUS", "default"),
+            ("EVENT_SOURCE", "thumbs.prod"),
+        ]))
+        .unwrap();
+        assert_eq!(on.bus.as_deref(), Some("default"));
+        assert_eq!(on.source, "thumbs.prod");
+        assert!(EventsConfig::from_env(&Env::from_pairs([("EVENT_SOURCE", "aws.s3")])).is_err());
+    }
 
     #[test]
     fn defaults_apply_when_only_the_bucket_is_set() {

@@ -18,6 +18,7 @@ pub mod digest;
 pub mod display;
 pub mod dlq;
 pub mod event_body;
+pub mod events;
 pub mod fetch;
 pub mod model;
 pub mod notification;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use thumbs::backfill::{self, ManifestCurrent, NothingDone};
-use thumbs::config::{self, Env, PipelineConfig};
+use thumbs::config::{self, Env, EventsConfig, PipelineConfig};
 use thumbs::queue::SqsQueue;
 use thumbs::storage::S3Store;
 use thumbs::{display, dlq, progress, shell, telemetry};
@@ -157,9 +157,10 @@ fn run(command: Command) -> anyhow::Result<()> {
             }
             // What must come back is sent to this queue again as a copy (attempts counted).
             config.queue_url = Some(queue_url.clone());
+            let events = EventsConfig::from_env(&Env::from_process())?;
             let runtime = tokio_runtime()?;
             let result = runtime.block_on(async {
-                let connected = shell::connect(config).await;
+                let connected = shell::connect(config, events).await;
                 shell::worker::run(connected, queue_url).await
             });
             // A hung render's thread cannot be stopped: do not wait for it on the way out.
@@ -168,9 +169,10 @@ fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Lambda => {
             let config = pipeline_config()?;
+            let events = EventsConfig::from_env(&Env::from_process())?;
             tokio_runtime()?
                 .block_on(async {
-                    let connected = shell::connect(config).await;
+                    let connected = shell::connect(config, events).await;
                     shell::lambda::run(connected).await
                 })
                 .map_err(|e| anyhow::anyhow!(e))

@@ -430,8 +430,8 @@ async fn delete_listed<S: ObjectStore>(
 /// What a deletion event came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Removal {
-    /// The key holds nothing: its outputs are deleted (a tombstone stays).
-    Deleted,
+    /// The key holds nothing: its outputs are deleted (the tombstone, which stays, lists them).
+    Deleted(Tombstone),
     /// The key holds nothing and nothing was left to delete.
     NothingToDelete,
     /// The key holds the object the manifest describes (a noncurrent version was deleted, or
@@ -470,8 +470,8 @@ pub async fn remove<S: ObjectStore>(
         }
         return Ok(Removal::Render(render));
     }
-    let pending = match (&current.manifest, &current.tombstone) {
-        (_, Some(tombstone)) => tombstone.renditions.clone(),
+    let tombstone = match (&current.manifest, &current.tombstone) {
+        (_, Some(tombstone)) => tombstone.clone(),
         (manifest, None) => {
             let listed = manifest.iter().flat_map(|m| {
                 m.renditions
@@ -492,14 +492,14 @@ pub async fn remove<S: ObjectStore>(
                 renditions: listed.collect(),
             };
             put_manifest(store, config, object, tombstone.to_json(), &current).await?;
-            tombstone.renditions
+            tombstone
         }
     };
-    delete_listed(store, config, object, &pending).await?;
-    Ok(if pending.is_empty() {
+    delete_listed(store, config, object, &tombstone.renditions).await?;
+    Ok(if tombstone.renditions.is_empty() {
         Removal::NothingToDelete
     } else {
-        Removal::Deleted
+        Removal::Deleted(tombstone)
     })
 }
 

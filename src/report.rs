@@ -10,6 +10,7 @@ use aws_sdk_sqs::types::{
 };
 use tracing::{error, warn};
 
+use crate::events::{Event, Publisher, NOT_PUBLISHED};
 use crate::model::{DeadLetter, MessageOutcome, Resend, ATTEMPTS_ATTRIBUTE, SOLO_ATTRIBUTE};
 
 /// SQS takes at most ten entries per batch call.
@@ -70,7 +71,7 @@ pub struct Report {
 
 /// `deliver` without a queue to send copies to, and without a deadline.
 pub async fn settle<D: DeadLetterQueue>(outcomes: Vec<MessageOutcome>, dlq: Option<&D>) -> Report {
-    deliver(outcomes, dlq, None::<&HandBack>, None).await
+    deliver(outcomes, dlq, None::<&HandBack>, None, None).await
 }
 
 /// `items` in batches SQS takes in one call: at most ten, and at most 262,144 bytes all
@@ -122,11 +123,15 @@ fn too_late<T>(chunk: &[T]) -> Sent {
 /// would fail again on every receive and be dead-lettered once per receive. They are sent
 /// on the receive where nothing is left to retry, or travel in the whole message if the
 /// redrive policy moves it. Letters and copies go ten per call, every call ending before
-/// `deadline`.
+/// `deadline`. With `events`, each upload dead-lettered is announced (`Upload Refused`) once
+/// its letter is sent; a message one of whose events was not published is handed back like
+/// one whose letter was not sent, and its retry sends both again (same `LetterId`, same
+/// `outcome_id`).
 pub async fn deliver<D: DeadLetterQueue, R: Requeue>(
     outcomes: Vec<MessageOutcome>,
     dlq: Option<&D>,
     requeue: Option<&R>,
+    events: Option<&Publisher>,
     deadline: Option<Instant>,
 ) -> Report {
     let letters: Vec<&DeadLetter> = outcomes
@@ -160,6 +165,7 @@ pub async fn deliver<D: DeadLetterQueue, R: Requeue>(
             None => chunk.iter().map(|_| Err("no QUEUE_URL".into())).collect(),
         });
     }
+    let mut announced = refusals(&letters, &letters_sent, events).await.into_iter();
     let mut letters_sent = letters_sent.into_iter();
     let mut copies_sent = copies_sent.into_iter();
     let mut report = Report::default();
@@ -185,6 +191,10 @@ pub async fn deliver<D: DeadLetterQueue, R: Requeue>(
         }
         let mut handed_back = false;
         for _ in &outcome.dead_letters {
+            if let Some(Err(e)) = announced.next() {
+                warn!(message_id = %outcome.message_id, error = %e, "could not publish the refusal's event; the message will be retried");
+                handed_back = true;
+            }
             if let Some(Err(e)) = letters_sent.next() {
                 match dlq {
                     Some(_) => {
@@ -204,6 +214,30 @@ pub async fn deliver<D: DeadLetterQueue, R: Requeue>(
         }
     }
     report
+}
+
+/// Publish `Upload Refused` for each upload whose letter was sent (one result per letter, in
+/// order; `Ok` where there is nothing to publish). Not for a record that failed only because
+/// its event could not be published: its outcome is stored, and a redrive announces it.
+async fn refusals(letters: &[&DeadLetter], sent: &Sent, events: Option<&Publisher>) -> Sent {
+    let mut results: Sent = vec![Ok(()); letters.len()];
+    let Some(events) = events else {
+        return results;
+    };
+    let (at, refused): (Vec<usize>, Vec<Event>) = letters
+        .iter()
+        .zip(sent)
+        .enumerate()
+        .filter(|(_, (l, sent))| sent.is_ok() && l.failure.kind != NOT_PUBLISHED)
+        .filter_map(|(i, (l, _))| {
+            let upload = l.upload.as_ref()?;
+            Some((i, Event::refused(upload, &l.failure, l.is_final)))
+        })
+        .unzip();
+    for (i, result) in at.into_iter().zip(events.publish(&refused).await) {
+        results[i] = result;
+    }
+    results
 }
 
 /// SQS's limit on a whole message: body and attributes (names, types and values).
@@ -483,6 +517,8 @@ mod tests {
             bucket: Some("in".into()),
             key: Some(key.into()),
             source_message_id: "m".into(),
+            upload: None,
+            is_final: true,
         }
     }
 
@@ -572,7 +608,7 @@ mod tests {
             delay_seconds: 30,
         });
         let requeue = MemoryRequeue::default();
-        let report = deliver(vec![back.clone()], Some(&dlq), Some(&requeue), None).await;
+        let report = deliver(vec![back.clone()], Some(&dlq), Some(&requeue), None, None).await;
         assert_eq!(report.done, ["m0"]);
         assert_eq!(requeue.copies.lock().unwrap().len(), 1);
         // Without a queue to send it to, it is handed back.
@@ -582,6 +618,7 @@ mod tests {
             vec![outcome(1)],
             Some(&dlq),
             None::<&HandBack>,
+            None,
             Some(Instant::now()),
         )
         .await;

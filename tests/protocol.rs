@@ -1100,7 +1100,7 @@ async fn invoke(
         sqs.settle(&id, false);
         return;
     }
-    let report = thumbs::report::deliver(outcomes, Some(sqs), Some(sqs), None).await;
+    let report = thumbs::report::deliver(outcomes, Some(sqs), Some(sqs), None, None).await;
     for done in report.done {
         sqs.settle(&done, true);
     }

@@ -21,6 +21,7 @@ use tokio::sync::Semaphore;
 use tracing::{warn, Instrument};
 
 use crate::config::PipelineConfig;
+use crate::events::Publisher;
 use crate::model::{Failure, Message, MessageOutcome};
 use crate::storage::ObjectStore;
 use crate::store::settings_fingerprint;
@@ -57,6 +58,8 @@ pub struct Pipeline<S> {
     /// `store::settings_fingerprint` of the settings, computed once.
     fingerprint: String,
     limit: Arc<Semaphore>,
+    /// Where settled uploads are announced (`EVENT_BUS`); `None`: no events.
+    pub events: Option<Publisher>,
     /// libvips renders running (on blocking threads), by number, with their start.
     renders: Mutex<HashMap<u64, Instant>>,
     next_render: AtomicU64,
@@ -84,8 +87,19 @@ impl Drop for RenderRunning<'_> {
 impl<S: ObjectStore> Pipeline<S> {
     /// `concurrency`: how many originals are fetched and rendered at once.
     pub fn new(store: S, config: PipelineConfig, concurrency: usize) -> Arc<Self> {
+        Self::with_events(store, config, concurrency, None)
+    }
+
+    /// [`Pipeline::new`], announcing settled uploads to `events`.
+    pub fn with_events(
+        store: S,
+        config: PipelineConfig,
+        concurrency: usize,
+        events: Option<Publisher>,
+    ) -> Arc<Self> {
         Arc::new(Pipeline {
             store,
+            events,
             fingerprint: settings_fingerprint(&config.render),
             config,
             limit: Arc::new(Semaphore::new(concurrency.max(1))),
@@ -253,6 +267,7 @@ impl<S: ObjectStore> Pipeline<S> {
 mod tests {
     use super::*;
     use crate::config::Env;
+    use crate::events::MemoryBus;
     use crate::model::Manifest;
     use crate::report::{deliver, settle, MemoryDeadLetters, MemoryRequeue};
     use crate::storage::{MemoryStore, PutObject, StorageError};
@@ -851,7 +866,7 @@ mod tests {
         // Five invocations in a row with no time left for it.
         for round in 1..=5 {
             let outcomes = p.process_batch(vec![m], Some(Instant::now())).await;
-            let report = deliver(outcomes, Some(&dlq), Some(&requeue), None).await;
+            let report = deliver(outcomes, Some(&dlq), Some(&requeue), None, None).await;
             assert_eq!(report.done.len(), 1, "the copy was sent: acknowledged");
             let copy = requeue.copies.lock().unwrap().pop().expect("a copy");
             assert_eq!(copy.attempts, 0, "round {round}");
@@ -873,7 +888,7 @@ mod tests {
             p.store
                 .fail_next([StorageError::Transient("503 SlowDown".into())]);
             let outcomes = p.process_batch(vec![m.clone()], None).await;
-            deliver(outcomes, Some(&dlq), Some(&requeue), None).await;
+            deliver(outcomes, Some(&dlq), Some(&requeue), None, None).await;
             match requeue.copies.lock().unwrap().pop() {
                 Some(copy) => m = delivered(&format!("m{round}"), &copy),
                 None => assert_eq!(round, 3),
@@ -1067,5 +1082,253 @@ mod tests {
             assert!(m.failures.is_empty() && m.renditions.len() == 3);
             assert!(backfill_would_skip(&p, key, &fixed).await);
         }
+    }
+
+    /// A pipeline publishing to a bus in memory, with `vars`.
+    fn announcing(vars: &[(&str, &str)]) -> (Arc<Pipeline<MemoryStore>>, Arc<MemoryBus>) {
+        let mut pairs = vec![("OUTPUT_BUCKET", "out"), ("INPUT_BUCKETS", "in")];
+        pairs.extend_from_slice(vars);
+        let config = PipelineConfig::from_env(&Env::from_pairs(pairs)).unwrap();
+        let bus = Arc::new(MemoryBus::default());
+        let events = Publisher::new(bus.clone(), "default", "thumbs");
+        let p = Pipeline::with_events(MemoryStore::default(), config, 2, Some(events));
+        (p, bus)
+    }
+
+    /// Settle `outcomes` as the shells do, dead letters to `dlq` and events to `p`'s bus.
+    async fn settle_announcing(
+        p: &Pipeline<MemoryStore>,
+        outcomes: Vec<MessageOutcome>,
+        dlq: &MemoryDeadLetters,
+    ) -> crate::report::Report {
+        deliver(
+            outcomes,
+            Some(dlq),
+            None::<&MemoryRequeue>,
+            p.events.as_ref(),
+            None,
+        )
+        .await
+    }
+
+    fn upload(id: &str, key: &str, etag: &str, sequencer: &str) -> Message {
+        message_of(
+            id,
+            vec![record(
+                "ObjectCreated:Put",
+                "in",
+                key,
+                json!({ "eTag": etag, "sequencer": sequencer }),
+            )],
+        )
+    }
+
+    #[tokio::test]
+    async fn a_rendered_upload_is_announced_once_with_what_its_manifest_lists() {
+        let (p, bus) = announcing(&[]);
+        let bytes = fixture("landscape.jpg");
+        let etag = MemoryStore::etag_of(&bytes);
+        p.store.insert("in", "uploads/a.jpg", bytes);
+        let outcomes = p
+            .process_batch(vec![upload("m", "uploads/a.jpg", &etag, "0A")], None)
+            .await;
+        assert_eq!(outcomes[0].rendered, 1);
+        let details = bus.details();
+        assert_eq!(details.len(), 1);
+        let (kind, detail) = &details[0];
+        assert_eq!(kind, crate::events::READY);
+        let m = manifest(&p, "thumbnails/a.jpg/").unwrap();
+        assert_eq!(detail["manifest_key"], "thumbnails/a.jpg/manifest.json");
+        assert_eq!(detail["etag"], etag.as_str());
+        assert_eq!(detail["sequencer"], "0A");
+        assert_eq!(detail["settings"], m.settings.as_str());
+        assert_eq!(detail["placeholder"], m.placeholder.as_str());
+        assert_eq!(
+            detail["renditions"],
+            serde_json::to_value(&m.renditions).unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_publish_is_retried_and_the_unchanged_retry_announces_with_the_same_id() {
+        let (p, bus) = announcing(&[]);
+        let bytes = fixture("landscape.jpg");
+        let etag = MemoryStore::etag_of(&bytes);
+        p.store.insert("in", "uploads/a.jpg", bytes);
+        let m = upload("m", "uploads/a.jpg", &etag, "0A");
+        bus.outage.store(true, Ordering::Relaxed);
+        let first = p.process_batch(vec![m.clone()], None).await.remove(0);
+        let retry = first.retry.expect("retried, not acknowledged");
+        assert_eq!(retry.kind, crate::events::NOT_PUBLISHED);
+        assert!(
+            manifest(&p, "thumbnails/a.jpg/").is_some(),
+            "the outcome is stored"
+        );
+        assert!(bus.details().is_empty());
+        bus.outage.store(false, Ordering::Relaxed);
+        let again = p
+            .process_batch(
+                vec![Message {
+                    receive_count: 2,
+                    ..m.clone()
+                }],
+                None,
+            )
+            .await
+            .remove(0);
+        assert_eq!(
+            (again.rendered, again.skipped),
+            (0, 1),
+            "unchanged: {again:?}"
+        );
+        assert!(again.retry.is_none() && again.dead_letters.is_empty());
+        // A duplicate S3 delivery announces again, with the same id.
+        p.process_batch(vec![m], None).await;
+        let details = bus.details();
+        assert_eq!(details.len(), 2);
+        assert_eq!(details[0].1["outcome_id"], details[1].1["outcome_id"]);
+        assert_eq!(details[0].1, details[1].1);
+        // A new upload of the key is a new outcome.
+        let other = fixture("alpha.png");
+        let etag2 = MemoryStore::etag_of(&other);
+        p.store.insert("in", "uploads/a.jpg", other);
+        p.process_batch(vec![upload("n", "uploads/a.jpg", &etag2, "0B")], None)
+            .await;
+        let details = bus.details();
+        assert_ne!(details[2].1["outcome_id"], details[0].1["outcome_id"]);
+    }
+
+    #[tokio::test]
+    async fn a_publish_failing_on_every_receive_ends_in_a_dead_letter_not_a_refusal() {
+        let (p, bus) = announcing(&[]);
+        p.store
+            .insert("in", "uploads/a.jpg", fixture("landscape.jpg"));
+        bus.outage.store(true, Ordering::Relaxed);
+        let last = Message {
+            receive_count: 3,
+            ..message("m", &["uploads/a.jpg"])
+        };
+        let outcomes = p.process_batch(vec![last], None).await;
+        assert_eq!(
+            outcomes[0].dead_letters[0].failure.kind,
+            crate::events::NOT_PUBLISHED
+        );
+        bus.outage.store(false, Ordering::Relaxed);
+        let dlq = MemoryDeadLetters::default();
+        let report = settle_announcing(&p, outcomes, &dlq).await;
+        assert_eq!(report.done, ["m"]);
+        // Its outcome is thumbnails: a redrive announces them, no `Upload Refused` does.
+        assert!(bus.details().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_announced_after_its_dead_letter_with_the_same_reason() {
+        let (p, bus) = announcing(&[]);
+        let bad = fixture("truncated.jpg");
+        let etag = MemoryStore::etag_of(&bad);
+        p.store.insert("in", "uploads/bad.jpg", bad);
+        p.store
+            .insert("in", "uploads/good.jpg", fixture("landscape.jpg"));
+        let messages = vec![
+            upload("bad", "uploads/bad.jpg", &etag, "0C"),
+            message("good", &["uploads/good.jpg"]),
+        ];
+        let outcomes = p.process_batch(messages.clone(), None).await;
+        let dlq = MemoryDeadLetters::default();
+        // The dead-letter queue is down: no letter, so no event yet; the message comes back.
+        dlq.unavailable.store(true, Ordering::Relaxed);
+        let report = settle_announcing(&p, outcomes, &dlq).await;
+        assert_eq!(report.failed, ["bad"]);
+        assert_eq!(bus.details().len(), 1, "only the good upload's Ready");
+        dlq.unavailable.store(false, Ordering::Relaxed);
+        // Its letter is sent but its event fails: handed back, and sent again on the retry.
+        *bus.refuse_type.lock().unwrap() = Some(crate::events::REFUSED.into());
+        let outcomes = p.process_batch(vec![messages[0].clone()], None).await;
+        let report = settle_announcing(&p, outcomes, &dlq).await;
+        assert_eq!(report.failed, ["bad"]);
+        *bus.refuse_type.lock().unwrap() = None;
+        let outcomes = p.process_batch(vec![messages[0].clone()], None).await;
+        let report = settle_announcing(&p, outcomes, &dlq).await;
+        assert_eq!(report.done, ["bad"]);
+        let letters = dlq.letters.lock().unwrap();
+        assert_eq!(
+            letters.len(),
+            2,
+            "the letter twice (one LetterId), then its event"
+        );
+        let refused: Vec<_> = bus
+            .details()
+            .into_iter()
+            .filter(|(t, _)| t == crate::events::REFUSED)
+            .collect();
+        assert_eq!(refused.len(), 1);
+        let detail = &refused[0].1;
+        assert_eq!(detail["reason"], letters[1].failure.message.as_str());
+        assert_eq!(detail["kind"], "corrupt");
+        assert_eq!(detail["final"], true);
+        assert_eq!(
+            (detail["key"].as_str(), detail["etag"].as_str()),
+            (Some("uploads/bad.jpg"), Some(etag.as_str()))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_shortage_that_ran_out_of_receives_is_announced_as_not_final() {
+        let (p, bus) = announcing(&[]);
+        p.store
+            .insert("in", "uploads/a.jpg", fixture("landscape.jpg"));
+        p.store
+            .fail_next([StorageError::Transient("503 SlowDown".into())]);
+        let last = Message {
+            receive_count: 3,
+            ..message("m", &["uploads/a.jpg"])
+        };
+        let outcomes = p.process_batch(vec![last], None).await;
+        let dlq = MemoryDeadLetters::default();
+        settle_announcing(&p, outcomes, &dlq).await;
+        let details = bus.details();
+        assert_eq!(details.len(), 1);
+        assert_eq!(details[0].1["kind"], "storage_unavailable");
+        assert_eq!(details[0].1["final"], false);
+    }
+
+    #[tokio::test]
+    async fn a_synced_deletion_announces_the_renditions_it_removed_also_on_its_retry() {
+        let (p, bus) = announcing(&[("SYNC_DELETES", "true")]);
+        p.store
+            .insert("in", "uploads/a.jpg", fixture("landscape.jpg"));
+        p.process_batch(vec![message("m", &["uploads/a.jpg"])], None)
+            .await;
+        let listed: Vec<String> = manifest(&p, "thumbnails/a.jpg/")
+            .unwrap()
+            .renditions
+            .into_iter()
+            .map(|r| r.key)
+            .collect();
+        p.store.delete("in", "uploads/a.jpg").await.unwrap();
+        let removed = message_of(
+            "d",
+            vec![record(
+                "ObjectRemoved:Delete",
+                "in",
+                "uploads/a.jpg",
+                json!({"sequencer": "0F"}),
+            )],
+        );
+        bus.outage.store(true, Ordering::Relaxed);
+        let first = p.process_batch(vec![removed.clone()], None).await.remove(0);
+        assert_eq!(
+            first.retry.expect("retried").kind,
+            crate::events::NOT_PUBLISHED
+        );
+        assert_eq!(p.store.keys("out"), ["thumbnails/a.jpg/manifest.json"]);
+        bus.outage.store(false, Ordering::Relaxed);
+        let again = p.process_batch(vec![removed], None).await.remove(0);
+        assert!(again.retry.is_none() && again.dead_letters.is_empty());
+        let details = bus.details();
+        assert_eq!(details.len(), 2, "Ready, then Deleted");
+        assert_eq!(details[1].0, crate::events::DELETED);
+        assert_eq!(details[1].1["renditions"], json!(listed));
+        assert_eq!(details[1].1["sequencer"], "0F");
     }
 }

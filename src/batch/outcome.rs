@@ -62,6 +62,7 @@ impl<'m> Tally<'m> {
 
     /// A record that failed: a dead letter holds just this record, so a redrive replays it alone.
     pub fn record_failed(&mut self, object: Option<&ObjectRef>, raw: &Value, failure: Failure) {
+        let is_final = !failure.retryable;
         if let Some(failure) = self.unless_retried(failure) {
             self.outcome.dead_letters.push(DeadLetter {
                 body: json!({ "Records": [raw] }).to_string(),
@@ -69,6 +70,8 @@ impl<'m> Tally<'m> {
                 bucket: object.map(|o| o.bucket.clone()),
                 key: object.map(|o| o.key.clone()),
                 source_message_id: self.message.id.clone(),
+                upload: object.cloned(),
+                is_final,
             });
         }
     }
@@ -77,6 +80,7 @@ impl<'m> Tally<'m> {
     /// holds it as it came.
     pub fn message_failed(&mut self, failure: Failure) {
         self.attempted |= failure.kind != NOT_STARTED;
+        let is_final = !failure.retryable;
         if let Some(failure) = self.unless_retried(failure) {
             self.outcome.dead_letters.push(DeadLetter {
                 body: self.message.body.clone(),
@@ -84,6 +88,8 @@ impl<'m> Tally<'m> {
                 bucket: None,
                 key: None,
                 source_message_id: self.message.id.clone(),
+                upload: None,
+                is_final,
             });
         }
     }

@@ -11,12 +11,13 @@ use tokio::sync::OwnedSemaphorePermit;
 use tracing::{info, warn};
 
 use super::Pipeline;
+use crate::events::Event;
 use crate::fetch::{fetch, Fetch};
-use crate::model::{Failure, ObjectRef};
-use crate::outputs::{self, Removal};
+use crate::model::{Failure, Manifest, ObjectRef};
+use crate::outputs::{self, Current, Removal};
 use crate::render;
 use crate::storage::{Fetched, ObjectStore, StorageError};
-use crate::store::check_key_length;
+use crate::store::{check_key_length, manifest_key};
 use crate::telemetry::{self, printable};
 
 /// What one record came to, short of a failure.
@@ -144,7 +145,7 @@ impl<S: ObjectStore> Pipeline<S> {
             }
         };
         if let Some(why) = settled(object.etag.clone()).await? {
-            return Ok(Done::Skipped(why));
+            return self.settled(object, why, &current).await;
         }
         let mut fetched = match fetch(store, object, config).await {
             Ok(Fetch::Got(fetched)) => fetched,
@@ -185,7 +186,7 @@ impl<S: ObjectStore> Pipeline<S> {
         };
         if object.etag.is_none() {
             if let Some(why) = settled(fetched.etag.clone()).await? {
-                return Ok(Done::Skipped(why));
+                return self.settled(object, why, &current).await;
             }
         }
         let pipeline = Arc::clone(self);
@@ -237,12 +238,17 @@ impl<S: ObjectStore> Pipeline<S> {
         )
         .await?;
         drop(permit);
-        if stored.is_none() {
+        let Some(manifest) = stored else {
             return Ok(Done::Skipped("superseded"));
-        }
+        };
         // What was made is stored (the manifest lists what was not); the record still fails.
-        if let Some(incomplete) = rendered.incomplete() {
-            return Err(incomplete.into());
+        // It is announced unless a retry may still make the rest.
+        let incomplete = rendered.incomplete().map(Failure::from);
+        if !incomplete.as_ref().is_some_and(|f| f.retryable) {
+            self.announce_ready(object, &manifest).await?;
+        }
+        if let Some(incomplete) = incomplete {
+            return Err(incomplete);
         }
         let bytes_out = rendered
             .renditions
@@ -253,6 +259,31 @@ impl<S: ObjectStore> Pipeline<S> {
             bytes_in,
             bytes_out,
         })
+    }
+
+    /// Nothing to do: `why`. The upload's thumbnails are current (`unchanged`: a repeated
+    /// event, or the retry of a delivery whose event was not published): announced again,
+    /// with the same `outcome_id`, so no outcome goes without its event.
+    async fn settled(
+        &self,
+        object: &ObjectRef,
+        why: &'static str,
+        current: &Current,
+    ) -> Result<Done, Failure> {
+        if let (Some(manifest), "unchanged") = (&current.manifest, why) {
+            self.announce_ready(object, manifest).await?;
+        }
+        Ok(Done::Skipped(why))
+    }
+
+    /// Publish `Thumbnails Ready` for `manifest`, stored for `object` (when events are on).
+    async fn announce_ready(&self, object: &ObjectRef, manifest: &Manifest) -> Result<(), Failure> {
+        let Some(events) = &self.events else {
+            return Ok(());
+        };
+        let key = manifest_key(&self.config, &object.bucket, &object.key);
+        let event = Event::ready(manifest, &key, object.sequencer.as_deref());
+        events.publish_one(event).await
     }
 
     /// An original was deleted: with `SYNC_DELETES`, delete its outputs too, unless the key
@@ -270,7 +301,13 @@ impl<S: ObjectStore> Pipeline<S> {
         }
         Ok(
             match outputs::remove(&self.store, &self.config, object, &self.fingerprint).await? {
-                Removal::Deleted => Done::Skipped("outputs_deleted"),
+                Removal::Deleted(tombstone) => {
+                    if let Some(events) = &self.events {
+                        let event = Event::deleted(&tombstone.deleted, tombstone.renditions);
+                        events.publish_one(event).await?;
+                    }
+                    Done::Skipped("outputs_deleted")
+                }
                 Removal::NothingToDelete => Done::Skipped("nothing_to_delete"),
                 Removal::Live => Done::Skipped("live_object_kept"),
                 Removal::Render(live) => return self.fetch_render_store(&live, permit).await,

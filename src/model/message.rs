@@ -1,7 +1,7 @@
 //! An SQS message as the shells hand it to the pipeline, and what became of it: the pipeline
 //! makes the outcome, `report` turns it into dead letters and the messages that come back.
 
-use super::Failure;
+use super::{Failure, ObjectRef};
 
 /// An SQS message, as both shells see it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -42,6 +42,12 @@ pub struct DeadLetter {
     pub bucket: Option<String>,
     pub key: Option<String>,
     pub source_message_id: String,
+    /// The upload refused (a record's failure): its `Upload Refused` event is published once
+    /// the letter is sent.
+    pub upload: Option<ObjectRef>,
+    /// The failure was the file's own (permanent), not a retryable one that ran out of
+    /// receives: a redrive would only refuse it again.
+    pub is_final: bool,
 }
 
 /// What became of one message.

@@ -49,7 +49,7 @@ pub async fn handle<S: ObjectStore, D: DeadLetterQueue, R: Requeue>(
         })
         .collect();
     let outcomes = pipeline.process_batch(messages, deadline).await;
-    let report = deliver(outcomes, dlq, requeue, deadline).await;
+    let report = deliver(outcomes, dlq, requeue, pipeline.events.as_ref(), deadline).await;
     let mut response = SqsBatchResponse::default();
     for id in report.failed {
         response.add_failure(id);

@@ -7,7 +7,8 @@ pub mod worker;
 use std::sync::Arc;
 
 use crate::batch::Pipeline;
-use crate::config::PipelineConfig;
+use crate::config::{EventsConfig, PipelineConfig};
+use crate::events::{EventBridgeBus, Publisher};
 use crate::report::{SqsDeadLetters, SqsRequeue};
 use crate::storage::S3Store;
 
@@ -22,8 +23,12 @@ pub struct Connected {
 }
 
 /// Build the AWS clients from the standard environment (region, credentials, endpoints).
-pub async fn connect(config: PipelineConfig) -> Connected {
+pub async fn connect(config: PipelineConfig, events: EventsConfig) -> Connected {
     let sdk = aws_config::load_from_env().await;
+    let publisher = events.bus.map(|bus| {
+        let client = aws_sdk_eventbridge::Client::new(&sdk);
+        Publisher::new(Arc::new(EventBridgeBus::new(client)), bus, events.source)
+    });
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let dlq = config
         .dlq_url
@@ -34,7 +39,12 @@ pub async fn connect(config: PipelineConfig) -> Connected {
         .clone()
         .map(|url| SqsRequeue::new(sqs.clone(), url));
     Connected {
-        pipeline: Pipeline::new(S3Store::new(&sdk), config.clone(), config.concurrency),
+        pipeline: Pipeline::with_events(
+            S3Store::new(&sdk),
+            config.clone(),
+            config.concurrency,
+            publisher,
+        ),
         sqs,
         dlq,
         requeue,

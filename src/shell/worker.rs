@@ -284,6 +284,7 @@ async fn work_on<S: ObjectStore, D: DeadLetterQueue, R: Requeue>(
         vec![outcome],
         hands.dlq.as_ref(),
         hands.requeue.as_ref(),
+        pipeline.events.as_ref(),
         None,
     )
     .await
