@@ -341,7 +341,7 @@ def reachable_sources(start):
 def sdk_calls(files):
     """The AWS SDK operations called in `files`: `<client>.operation()` on an S3, SQS or EventBridge client."""
     return {op for f in files
-            for op in re.findall(r"\b(?:client|s3|sqs|events|eventbridge)\s*\.\s*([a-z0-9_]+)\(\)", _without_tests(f.read_text()))
+            for op in re.findall(r"\b(?:client|s3|sqs)\s*\.\s*([a-z0-9_]+)\(\)", _without_tests(f.read_text()))
             if op != "clone"}
 
 
