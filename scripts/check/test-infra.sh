@@ -14,12 +14,13 @@ shellcheck -x scripts/deploy/*.sh scripts/check/test-infra.sh
 
 echo "== cfn-lint $(.venv-lint/bin/cfn-lint --version)"
 # Any error, warning or informational finding fails (non-zero exit).
-.venv-lint/bin/cfn-lint -- cloudformation/template.yaml
+# The examples (cloudformation/examples/: subscribers of the outcome events) are held to the same bar.
+.venv-lint/bin/cfn-lint -- cloudformation/template.yaml cloudformation/examples/*.yaml
 
 echo "== checkov $(.venv-lint/bin/checkov --version)"
 # Skips live in the template's Metadata, each with a reason (tests/infra checks they have one).
 .venv-lint/bin/checkov --skip-download --framework cloudformation --compact --quiet \
-  -f cloudformation/template.yaml
+  -f cloudformation/template.yaml cloudformation/examples/*.yaml
 
 echo "== pytest tests/infra"
 .venv/bin/python -m pytest -q tests/infra

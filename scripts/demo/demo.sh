@@ -10,7 +10,8 @@
 # Two rules per folder (THUMBS_RULES, issue 22): uploads/avatars/ get 64/128 px squares, uploads/products/
 # 400/800 px in WebP and JPEG; everything else the default presets.
 # Then demo-out/index.html shows each outcome (backfilled, rendered, redriven, deleted, dead-lettered
-# with its reason) and each ThumbHash placeholder as a picture.
+# with its reason) and each ThumbHash placeholder as a picture, and beside each upload the EventBridge
+# events (Thumbnails Ready / Upload Refused / Thumbnails Deleted) an example rule delivered to an SQS queue.
 # Installs what it needs on a fresh Debian 12; safe to run twice (fresh uuid-named resources).
 # Env: DEMO_TIMEOUT (seconds to wait for each step's uploads to be accounted for, default 180);
 #      THUMBS_BIN (use this binary instead of building target/release/thumbs).
@@ -65,6 +66,11 @@ trap cleanup EXIT
 echo "== creating buckets and queues on $AWS_ENDPOINT_URL (no bucket notification yet)"
 eval "$($py scripts/local-aws/local_stack.py setup --no-notification --visibility-timeout 30 --json "$state/stack.json")"
 page_args=(--endpoint "$AWS_ENDPOINT_URL" --input-bucket "$INPUT_BUCKET" --output-bucket "$OUTPUT_BUCKET" --dlq-url "$DLQ_URL")
+echo "== outcome events: the README's example rule (cloudformation/examples/refused-to-sqs.yaml), every detail type -> an SQS queue"
+# Exports EVENT_BUS and EVENT_SOURCE (the worker publishes with them, as the template's function does) and
+# EVENTS_QUEUE_URL, which the page reads (demo_page.py leaves it alone for --snapshot).
+eval "$($py scripts/local-aws/local_stack.py subscribe --json "$state/stack.json")"
+page_args+=(--events-queue "$EVENTS_QUEUE_URL")
 transcripts=()
 run() { # run NAME CMD ARGS...: run a command, show its output and keep it (with its arguments) for the page
   local file=$state/$1.txt

@@ -2,7 +2,7 @@
 """Download what the pipeline produced and write a self-contained HTML page about it.
 
   scripts/demo/demo_page.py --endpoint URL --input-bucket B --output-bucket B --dlq-url URL --out demo-out
-      [--before SNAPSHOT] [--backfilled KEY]... [--deleted KEY]... [--transcript FILE]...
+      [--before SNAPSHOT] [--backfilled KEY]... [--deleted KEY]... [--transcript FILE]... [--events-queue URL]
   scripts/demo/demo_page.py ... --snapshot FILE     (record manifests and dead letters now, for --before)
 
 For every upload: the original beside its renditions (keys, sizes and bytes from manifest.json)
@@ -13,6 +13,10 @@ its own S3 event) or dead-lettered; a --deleted key's card lists what its manife
 snapshot named and checks each is gone now, and that its manifest.json is a tombstone. Files are downloaded into OUT/ and
 referenced relatively; the page loads nothing from the network. Exit 1 when an upload is
 unaccounted for or a deleted original left something behind.
+
+--events-queue: the queue an EventBridge rule fills with the stack's outcome events (issue 21); they are
+received (and deleted) when the page is written, not for --snapshot, and listed in each upload's card. Exit 1
+too when an upload's outcome has no event of its type.
 """
 import html
 import json
@@ -45,6 +49,9 @@ img{max-width:280px;max-height:200px;border:1px solid #eee;background:repeating-
 img.placeholder{width:128px;height:auto;max-height:none;image-rendering:auto;border:0;background:none}
 pre{background:#f4f4f4;padding:.6em;font-size:12px;white-space:pre-wrap}
 code{background:#f4f4f4;padding:0 .2em;word-break:break-all} .note{color:#777;font-size:12px}
+.events{margin:.6em 0 0;padding:.4em .8em;border-left:3px solid #88a;background:#f7f7fc;font-size:13px}
+.events ul{margin:.2em 0;padding-left:1.2em} .e-ready{background:#2a7} .e-refused{background:#c33}
+.e-deleted{background:#666}
 """
 
 
@@ -225,6 +232,67 @@ def snapshot(report):
     }
 
 
+# The event each outcome must have published (issue 21), and its badge's colour.
+EVENT_OF_OUTCOME = {"rendered": "Thumbnails Ready", "backfilled": "Thumbnails Ready", "redriven": "Thumbnails Ready",
+                    "dead-lettered": "Upload Refused", "deleted": "Thumbnails Deleted"}
+EVENT_CLASS = {"Thumbnails Ready": "e-ready", "Upload Refused": "e-refused", "Thumbnails Deleted": "e-deleted"}
+
+
+def received_events(sqs, url, quiet_for=2.0):
+    """Every EventBridge event in the queue (received and deleted until it stays empty for `quiet_for` s), by
+    detail.key, in arrival order."""
+    import time
+
+    by_key, quiet_since = {}, time.monotonic()
+    while time.monotonic() - quiet_since < quiet_for:
+        msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        for m in msgs:
+            event = json.loads(m["Body"])
+            by_key.setdefault(event.get("detail", {}).get("key", ""), []).append(event)
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        if msgs:
+            quiet_since = time.monotonic()
+    return by_key
+
+
+def event_line(event):
+    d, kind = event["detail"], event["detail-type"]
+    what = {
+        "Thumbnails Ready": lambda: f"{len(d.get('renditions', []))} renditions, manifest "
+                                    f"<code>{html.escape(d.get('manifest_key', ''))}</code>",
+        "Upload Refused": lambda: f'<span class="kind">{html.escape(str(d.get("kind")))}</span> '
+                                  f"{html.escape(str(d.get('reason')))} &middot; final: {str(d.get('final')).lower()}",
+        "Thumbnails Deleted": lambda: f"{len(d.get('renditions', []))} renditions removed",
+    }.get(kind, lambda: "")()
+    cut = f" &middot; truncated, {d.get('renditions_omitted')} omitted" if d.get("truncated") else ""
+    return (f'<li><span class="badge {EVENT_CLASS.get(kind, "")}">{html.escape(kind)}</span>'
+            f"outcome_id <code>{html.escape(str(d.get('outcome_id', ''))[:16])}</code> &middot; {what}{cut}</li>")
+
+
+def with_events(card, events):
+    """The card with the events received for its upload listed at its end."""
+    items = "".join(event_line(e) for e in events) or '<li class="kind">no event received</li>'
+    block = (f'<div class="events"><p class="note">EventBridge events received for this upload '
+             f"(source <code>{html.escape(events[0]['source'] if events else '')}</code>, "
+             f"through a rule to an SQS queue)</p><ul>{items}</ul></div>")
+    cut = card.rindex("</div>")
+    return card[:cut] + block + card[cut:]
+
+
+def add_events(cards, outcomes, events):
+    """Each card with its upload's events, and the problems: an outcome without its event."""
+    problems = []
+    for i, (outcome, key, card) in enumerate(cards):
+        if key is None:
+            continue
+        mine = events.get(key, [])
+        cards[i] = (outcome, key, with_events(card, mine))
+        want = EVENT_OF_OUTCOME.get(outcome)
+        if want and want not in {e["detail-type"] for e in mine}:
+            problems.append(f"{outcome} but no {want} event: {key}")
+    return problems
+
+
 def main():
     ap = accounting.stack_arguments(__doc__)
     ap.add_argument("--out", default="demo-out")
@@ -233,6 +301,7 @@ def main():
     ap.add_argument("--backfilled", action="append", default=[], help="a key enqueued by thumbs backfill")
     ap.add_argument("--deleted", action="append", default=[], help="a key whose original was deleted")
     ap.add_argument("--transcript", action="append", default=[], help="a command's output to show (first line: the command)")
+    ap.add_argument("--events-queue", help="the SQS queue a rule sends the stack's outcome events to")
     a = ap.parse_args()
     kw = dict(endpoint_url=a.endpoint, region_name="us-east-1")
     s3, sqs = boto3.client("s3", **kw), boto3.client("sqs", **kw)
@@ -252,26 +321,29 @@ def main():
             earlier = before["dead"].get(key, [])
             outcome = "redriven" if earlier else "backfilled" if key in a.backfilled else "rendered"
             outcomes[key] = outcome
-            cards.append((outcome, rendered_card(s3, a, key, meta, report.manifests[key], out, outcome, earlier)))
+            cards.append((outcome, key, rendered_card(s3, a, key, meta, report.manifests[key], out, outcome, earlier)))
         if key in report.dead:
             outcomes[key] = "dead-lettered"
-            cards.append(("dead-lettered", dead_card(s3, a, key, meta, report.dead[key], out)))
+            cards.append(("dead-lettered", key, dead_card(s3, a, key, meta, report.dead[key], out)))
         if key in report.missing:
-            cards.append(("problem", f'<div class="card dead"><h2>{html.escape(key)}</h2><p class="kind">missing: '
+            cards.append(("problem", None, f'<div class="card dead"><h2>{html.escape(key)}</h2><p class="kind">missing: '
                          "neither rendered nor dead-lettered</p></div>"))
     for d in report.stray:
-        cards.append(("problem", f'<div class="card dead"><h2>DLQ message {html.escape(d.message_id)}</h2>'
+        cards.append(("problem", None, f'<div class="card dead"><h2>DLQ message {html.escape(d.message_id)}</h2>'
                      f'<p><span class="kind">{html.escape(d.kind)}</span> '
                      f'{html.escape(d.attributes.get("ErrorMessage", ""))}</p>'
                      f"<p><code>{html.escape(d.body[:500])}</code></p></div>"))
     for key in a.deleted:
         card, left = deleted_card(s3, a, key, before)
         outcomes[key] = "deleted"
-        cards.append(("deleted", card))
+        cards.append(("deleted", key, card))
         leftovers += left
     problem_list = report.problems() + [f"left behind after a delete: {k}" for k in leftovers]
     problem_list += [f"backfilled but {outcomes.get(k, 'missing')}: {k}" for k in a.backfilled
                      if outcomes.get(k) != "backfilled"]
+    events = received_events(sqs, a.events_queue) if a.events_queue else None
+    if events is not None:
+        problem_list += add_events(cards, outcomes, events)
     problems = "".join(f"<li>{html.escape(p)}</li>" for p in problem_list)
     counts = " &middot; ".join(
         f'<span class="badge b-{o}">{o}</span>{sum(1 for v in outcomes.values() if v == o)}'
@@ -290,7 +362,7 @@ def main():
         f"{html.escape(a.output_prefix)}</code></p><p>{counts}</p>"
         + (f"<ul class=kind>{problems}</ul>" if problems else "")
         # Problems first, then the story's order (BADGE_TEXT); by key within each (a stable sort).
-        + "".join(c for _, c in sorted(cards, key=lambda c: ORDER.index(c[0])))
+        + "".join(c for _, _, c in sorted(cards, key=lambda c: ORDER.index(c[0])))
         + (f"<h1>What the demo ran</h1>{transcripts}" if transcripts else "")
         + CHECK_SCRIPT
         + "</body></html>\n"
@@ -303,6 +375,7 @@ def main():
         "missing": sorted(report.missing),
         "outcomes": dict(sorted(outcomes.items())),
         "problems": problem_list,
+        "events": None if events is None else {k: [e["detail-type"] for e in v] for k, v in sorted(events.items())},
     }, indent=2, ensure_ascii=False))
     print(report.summary())
     sys.exit(0 if not problem_list else 1)

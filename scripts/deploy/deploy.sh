@@ -33,6 +33,7 @@ Usage: scripts/deploy/deploy.sh [options]      (make deploy ARGS="...")
   --max-input-bytes N      MAX_INPUT_BYTES   MaxInputBytes
   --max-input-pixels N     MAX_INPUT_PIXELS  MaxInputPixels
   --cache-control VALUE    CACHE_CONTROL     CacheControl
+  --event-bus NAME         EVENT_BUS_NAME    EventBus (default: the default bus; none: no outcome events)
   --no-function                              DeployFunction=false: TESTING ONLY (emulators without Lambda)
   --dry-run                                  print the AWS commands instead of running them
   -h, --help
@@ -53,6 +54,7 @@ declare -A param_of=(
   [--expire-uploads]=UploadExpirationDays [--presets]=ThumbsPresets [--formats]=ThumbsFormats
   [--rules]=ThumbsRules
   [--max-input-bytes]=MaxInputBytes [--max-input-pixels]=MaxInputPixels [--cache-control]=CacheControl
+  [--event-bus]=EventBus
 )
 declare -A env_of=(
   [--memory]=FUNCTION_MEMORY [--timeout]=FUNCTION_TIMEOUT [--batch-size]=BATCH_SIZE
@@ -61,7 +63,7 @@ declare -A env_of=(
   [--input-prefix]=INPUT_PREFIX [--output-prefix]=OUTPUT_PREFIX [--expire-uploads]=UPLOAD_EXPIRATION_DAYS
   [--presets]=THUMBS_PRESETS [--formats]=THUMBS_FORMATS [--max-input-bytes]=MAX_INPUT_BYTES
   [--max-input-pixels]=MAX_INPUT_PIXELS [--cache-control]=CACHE_CONTROL
-  [--rules]=THUMBS_RULES
+  [--rules]=THUMBS_RULES [--event-bus]=EVENT_BUS_NAME
 )
 declare -A value_of=()
 for flag in "${!env_of[@]}"; do

@@ -9,10 +9,13 @@ is created by API calls. The result says which parts came from where.
 
   scripts/local-aws/local_stack.py setup [--visibility-timeout S] [--api] [--no-notification] [--json FILE]
   scripts/local-aws/local_stack.py notify --json FILE [--removals]
+  scripts/local-aws/local_stack.py subscribe --json FILE [--types LIST]
   scripts/local-aws/local_stack.py teardown --json FILE
 
 `setup --no-notification` leaves the bucket without its notification (as a bucket that held
-objects before thumbs was deployed); `notify` applies it later.
+objects before thumbs was deployed); `notify` applies it later. `subscribe` deploys the README's example
+subscriber (cloudformation/examples/refused-to-sqs.yaml: an EventBridge rule on the default bus -> an SQS queue)
+for the stack's outcome events, and prints the worker's EVENT_BUS and EVENT_SOURCE and EVENTS_QUEUE_URL.
 """
 import argparse
 import json
@@ -25,6 +28,8 @@ import boto3
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "cloudformation" / "template.yaml"
+SUBSCRIBER = ROOT / "cloudformation" / "examples" / "refused-to-sqs.yaml"
+DETAIL_TYPES = "Thumbnails Ready,Upload Refused,Thumbnails Deleted"
 
 
 def clients(endpoint=None):
@@ -147,6 +152,27 @@ def notify(res, removals=False):
     return events
 
 
+def subscribe(res, types=DETAIL_TYPES):
+    """The example subscriber stack for this stack's events (source thumbs.<stack name>, as the template sets
+    EVENT_SOURCE); moto's EventBridge runs its rule. Adds "events" to `res`."""
+    _, sqs, cfn = clients(res.get("endpoint"))
+    thumbs_stack = res.get("stack", "thumbs-" + res["input_bucket"].rsplit("-", 1)[-1])
+    name = f"{thumbs_stack}-events"
+    cfn.create_stack(StackName=name, TemplateBody=SUBSCRIBER.read_text(), Parameters=[
+        {"ParameterKey": "ThumbsStackName", "ParameterValue": thumbs_stack},
+        {"ParameterKey": "DetailTypes", "ParameterValue": types}])
+    cfn.get_waiter("stack_create_complete").wait(StackName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    queue = {r["LogicalResourceId"]: r["PhysicalResourceId"]
+             for r in cfn.list_stack_resources(StackName=name)["StackResourceSummaries"]}["RefusedQueue"]
+    res["events"] = {
+        "stack": name,
+        "queue_url": sqs.get_queue_url(QueueName=queue.rsplit("/", 1)[-1])["QueueUrl"],
+        "bus": "default",
+        "source": f"thumbs.{thumbs_stack}",
+    }
+    return res["events"]
+
+
 def _empty_bucket(s3, bucket):
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
         objs = [{"Key": o["Key"], "VersionId": o["VersionId"]} for o in page.get("Versions", []) + page.get("DeleteMarkers", [])]
@@ -161,6 +187,8 @@ def delete(res):
             _empty_bucket(s3, b)
         except s3.exceptions.NoSuchBucket:
             pass
+    if "events" in res:
+        cfn.delete_stack(StackName=res["events"]["stack"])
     if "stack" in res:
         cfn.delete_stack(StackName=res["stack"])
     else:
@@ -201,6 +229,9 @@ def main():
     n = sub.add_parser("notify", help="apply the bucket notification to the stack setup created")
     n.add_argument("--json", required=True)
     n.add_argument("--removals", action="store_true", help="also ObjectRemoved:* (for SYNC_DELETES=true)")
+    e = sub.add_parser("subscribe", help="deploy the example subscriber of the stack's outcome events")
+    e.add_argument("--json", required=True)
+    e.add_argument("--types", default=DETAIL_TYPES, help="detail types, comma separated")
     t = sub.add_parser("teardown", help="delete what setup created")
     t.add_argument("--json", required=True)
     a = ap.parse_args()
@@ -215,6 +246,14 @@ def main():
     elif a.cmd == "notify":
         events = notify(json.loads(Path(a.json).read_text()), a.removals)
         print(f"# notification: {', '.join(events)} (api)", file=sys.stderr)
+    elif a.cmd == "subscribe":
+        res = json.loads(Path(a.json).read_text())
+        events = subscribe(res, a.types)
+        Path(a.json).write_text(json.dumps(res, indent=2))
+        print(f"export EVENT_BUS={events['bus']}\nexport EVENT_SOURCE={events['source']}\n"
+              f"export EVENTS_QUEUE_URL={events['queue_url']}")
+        print(f"# events: {a.types} of {events['source']} -> {events['queue_url']} (example subscriber stack)",
+              file=sys.stderr)
     else:
         delete(json.loads(Path(a.json).read_text()))
 

@@ -35,7 +35,7 @@ try:
 except Exception:
     sys.exit(1)
 states = doc.get("services", {})
-sys.exit(0 if all(states.get(s) in ("available", "running") for s in ("s3", "sqs", "cloudformation")) else 1)
+sys.exit(0 if all(states.get(s) in ("available", "running") for s in ("s3", "sqs", "cloudformation", "events")) else 1)
 PY
 }
 
@@ -48,7 +48,7 @@ start() {
   # machine) it would otherwise write to /var/lib/localstack; now its files go under FILESYSTEM_ROOT (S3
   # object bodies still go to the hard-coded /tmp/localstack-s3-storage).
   GATEWAY_SERVER=hypercorn GATEWAY_LISTEN="127.0.0.1:$1" DISABLE_EVENTS=1 SKIP_SSL_CERT_DOWNLOAD=1 \
-    DNS_ADDRESS=0 SERVICES=s3,sqs,cloudformation,iam,sts,cloudwatch,sns,kms,logs \
+    DNS_ADDRESS=0 SERVICES=s3,sqs,cloudformation,iam,sts,cloudwatch,sns,kms,logs,events \
     OVERRIDE_IN_DOCKER=0 FILESYSTEM_ROOT="$PWD/$state/fs" \
     setsid "$venv/bin/python" -m localstack.runtime.main >"$log" 2>&1 </dev/null &
 }

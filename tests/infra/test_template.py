@@ -21,9 +21,19 @@ def plain(node):
     return json.loads(json.dumps(node))
 
 
-def role_statements(resources):
+def role_statements(resources, conditions=None):
+    """The role's statements as deployed when each named condition has the given value (all true by
+    default): a conditional statement (`Fn::If`) becomes its branch, or nothing for `AWS::NoValue`."""
     policies = resources["FunctionRole"]["Properties"]["Policies"]
-    return [s for p in policies for s in p["PolicyDocument"]["Statement"]]
+    statements = []
+    for s in (s for p in policies for s in p["PolicyDocument"]["Statement"]):
+        if "Fn::If" in s:
+            condition, on, off = s["Fn::If"]
+            s = on if (conditions or {}).get(condition, True) else off
+            if plain(s) == {"Ref": "AWS::NoValue"}:
+                continue
+        statements.append(s)
+    return statements
 
 
 def as_list(x):
@@ -245,7 +255,7 @@ def test_role_is_least_privilege(resources):
     assert set(granted) == {
         "s3:GetObject", "s3:ListBucket", "s3:PutObject", "s3:DeleteObject",
         "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:SendMessage",
-        "logs:CreateLogStream", "logs:PutLogEvents",
+        "logs:CreateLogStream", "logs:PutLogEvents", "events:PutEvents",
     }
     by_sid = {s["Sid"]: s for s in statements}
     uploads = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${InputBucket}/${InputPrefix}*"}
@@ -278,6 +288,7 @@ SDK_ACTIONS = {
     "delete_message_batch": "sqs:DeleteMessage", "get_queue_attributes": "sqs:GetQueueAttributes",
     "change_message_visibility": "sqs:ChangeMessageVisibility",
     "change_message_visibility_batch": "sqs:ChangeMessageVisibility",
+    "put_events": "events:PutEvents",
 }
 # What Lambda itself does with the function's role: the event source mapping polls, deletes
 # and reads the queue's attributes; the runtime writes the logs.
@@ -328,7 +339,7 @@ def reachable_sources(start):
 
 
 def sdk_calls(files):
-    """The AWS SDK operations called in `files`: `<client>.operation()` on an S3 or SQS client."""
+    """The AWS SDK operations called in `files`: `<client>.operation()` on an S3, SQS or EventBridge client."""
     return {op for f in files
             for op in re.findall(r"\b(?:client|s3|sqs)\s*\.\s*([a-z0-9_]+)\(\)", _without_tests(f.read_text()))
             if op != "clone"}

@@ -28,6 +28,9 @@ FIXTURES = ROOT / "tests" / "fixtures"
 FUNCTION_TIMEOUT = 10  # visibility timeout 6 x 10 s
 MAX_MESSAGE_AGE = 600
 ALARM_EMAIL = "ops@example.com"
+EVENT_BUS = "default"  # the template's EventBus: the account's default bus, where the subscriber's rule listens
+SUBSCRIBER = ROOT / "cloudformation" / "examples" / "refused-to-sqs.yaml"
+DETAIL_TYPES = ("Thumbnails Ready", "Upload Refused", "Thumbnails Deleted")
 
 
 def _load(name, path):
@@ -86,7 +89,8 @@ def stack(endpoint, tmp_path_factory):
     name = f"tls-{uuid.uuid4().hex[:12]}"
     started = time.monotonic()
     result = deploy(name, tmp_path_factory.mktemp("deploy"), endpoint, "--timeout", str(FUNCTION_TIMEOUT),
-                    "--max-message-age", str(MAX_MESSAGE_AGE), "--alarm-email", ALARM_EMAIL)
+                    "--max-message-age", str(MAX_MESSAGE_AGE), "--alarm-email", ALARM_EMAIL,
+                    "--event-bus", EVENT_BUS)
     assert result.returncode == 0, result.stdout + result.stderr
     print(f"deployed {name} in {time.monotonic() - started:.1f}s")
     cfn, sqs = client("cloudformation", endpoint), client("sqs", endpoint)
@@ -102,6 +106,7 @@ def stack(endpoint, tmp_path_factory):
         "dlq_url": url("DeadLetterQueue"),
         "input_prefix": "uploads/",
         "output_prefix": "thumbnails/",
+        **outcome_events(name),
     }
     res["queued_at_deploy"] = drain(sqs, res["queue_url"], quiet_for=2)
     yield res
@@ -113,6 +118,38 @@ def stack(endpoint, tmp_path_factory):
     for o in s3.list_objects_v2(Bucket=artifacts).get("Contents", []):
         s3.delete_object(Bucket=artifacts, Key=o["Key"])
     s3.delete_bucket(Bucket=artifacts)
+
+
+def outcome_events(stack_name):
+    """EVENT_BUS and EVENT_SOURCE as the template gives them to the function (LocalStack deploys no function)."""
+    from cfnlint.decode import decode
+
+    template, errors = decode(str(ROOT / "cloudformation" / "template.yaml"))
+    assert not errors, errors
+    env = template["Resources"]["Function"]["Properties"]["Environment"]["Variables"]
+    condition, on, off = env["EVENT_BUS"]["Fn::If"]
+    assert dict(template["Conditions"][condition]) == {"Fn::Not": [{"Fn::Equals": [{"Ref": "EventBus"}, "none"]}]}
+    assert dict(on) == {"Ref": "EventBus"} and off == ""
+    return {"event_bus": "" if EVENT_BUS == "none" else EVENT_BUS,
+            "event_source": env["EVENT_SOURCE"]["Fn::Sub"].replace("${AWS::StackName}", stack_name)}
+
+
+@pytest.fixture(scope="session")
+def subscriber(stack, endpoint):
+    """cloudformation/examples/refused-to-sqs.yaml (the README's example rule) deployed beside the stack, taking
+    all three detail types: the queue where the stack's outcome events arrive through an EventBridge rule."""
+    cfn = client("cloudformation", endpoint)
+    name = f"{stack['stack']}-events"
+    cfn.create_stack(StackName=name, TemplateBody=SUBSCRIBER.read_text(), Parameters=[
+        {"ParameterKey": "ThumbsStackName", "ParameterValue": stack["stack"]},
+        {"ParameterKey": "EventBusName", "ParameterValue": EVENT_BUS},
+        {"ParameterKey": "DetailTypes", "ParameterValue": ",".join(DETAIL_TYPES)}])
+    cfn.get_waiter("stack_create_complete").wait(StackName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+    [desc] = cfn.describe_stacks(StackName=name)["Stacks"]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in desc["Outputs"]}
+    yield {"stack": name, "queue_url": outputs["QueueUrl"], "rule_arn": outputs["RuleArn"]}
+    cfn.delete_stack(StackName=name)
+    cfn.get_waiter("stack_delete_complete").wait(StackName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
 
 
 def drain(sqs, url, quiet_for):
@@ -144,7 +181,8 @@ def session_worker(thumbs_bin, endpoint, stack, tmp_path_factory):
     """One `thumbs worker` on the deployed queue for every pipeline test. Not one per test: a killed worker's
     pending long poll still takes the next message from SQS and hides it for the visibility timeout (issue 11
     item 13), which would steal the next test's first upload."""
-    env = e2e.worker_env(endpoint, stack, INPUT_BUCKETS=stack["input_bucket"])
+    env = e2e.worker_env(endpoint, stack, INPUT_BUCKETS=stack["input_bucket"], EVENT_BUS=stack["event_bus"],
+                         EVENT_SOURCE=stack["event_source"])
     proc = e2e.Proc([str(thumbs_bin), "worker", "--queue-url", stack["queue_url"], "--concurrency", "4"], env,
                     tmp_path_factory.mktemp("worker") / "worker.log")
     yield proc
