@@ -10,7 +10,7 @@ import time
 from conftest import FIXTURES, account, client, wait_accounted
 
 COMMON = {"schema_version", "outcome_id", "bucket", "key", "version_id", "etag", "sequencer"}
-READY = COMMON | {"settings", "manifest_key", "placeholder", "renditions", "failures", "truncated",
+READY = COMMON | {"settings", "rule", "manifest_key", "placeholder", "renditions", "failures", "truncated",
                   "renditions_omitted"}
 REFUSED = COMMON | {"kind", "reason", "final"}
 RENDITION = {"preset", "format", "content_type", "width", "height", "bytes", "key"}
@@ -91,7 +91,7 @@ def test_ready_and_refused_events_arrive_through_the_rule(stack, subscriber, run
     assert ready["manifest_key"] == run_prefix["output_prefix"] + "holiday photo.jpg/manifest.json"
     manifest = json.loads(s3.get_object(Bucket=stack["output_bucket"], Key=ready["manifest_key"])["Body"].read())
     # Enough that the app needs no GET of the manifest: the event says what it says.
-    assert ready["settings"] == manifest["settings"]
+    assert ready["settings"] == manifest["settings"] and ready["rule"] == manifest["rule"] == "default"
     assert ready["placeholder"] == manifest["placeholder"] and ready["placeholder"]
     assert ready["sequencer"] == manifest["source"]["sequencer"] and ready["sequencer"]
     assert unquoted(ready["etag"]) == unquoted(manifest["source"]["etag"])
