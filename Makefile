@@ -12,6 +12,12 @@ demo: ## run the whole pipeline locally (local S3/SQS, worker, sample uploads) a
 test: ## every test: lint, unit, integration against local AWS, template checks, hermetic arm64 run
 	scripts/check/test.sh
 
+check: ## the inner loop, no emulators (about 3.5 min after a change to src/): rustfmt, clippy, unit and golden render tests, the protocol model
+	cargo fmt --all -- --check
+	cargo clippy --release --all-targets --locked -- -D warnings
+	cargo test --release --locked --lib --test render --test protocol
+	cargo test --release --locked --test render -- --ignored
+
 dist: ## build dist/function.zip (arm64 bootstrap) and dist/layer.zip (libvips closure) from Debian packages
 	scripts/build/dist.sh
 
@@ -30,4 +36,4 @@ deploy: ## deploy the CloudFormation stack to your AWS account (see README)
 destroy: ## empty the stack's buckets and delete it (asks first)
 	scripts/deploy/destroy.sh $(ARGS)
 
-.PHONY: help demo test dist bench bench-memory fuzz deploy destroy
+.PHONY: help demo test check dist bench bench-memory fuzz deploy destroy
