@@ -263,6 +263,8 @@ pub struct PipelineConfig {
     pub render: RenderSettings,
     /// `THUMBS_RULES`: the settings of keys under given prefixes (see [`Self::rule_for`]).
     pub rules: Rules,
+    /// Where settled uploads are announced (`EVENT_BUS`, `EVENT_SOURCE`).
+    pub events: EventsConfig,
 }
 
 impl PipelineConfig {
@@ -346,6 +348,7 @@ impl PipelineConfig {
                 .max(1),
             render,
             rules,
+            events: EventsConfig::from_env(env)?,
         })
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use thumbs::backfill::{self, ManifestCurrent, NothingDone};
-use thumbs::config::{self, Env, EventsConfig, PipelineConfig};
+use thumbs::config::{self, Env, PipelineConfig};
 use thumbs::queue::SqsQueue;
 use thumbs::storage::S3Store;
 use thumbs::{display, dlq, progress, shell, telemetry};
@@ -147,9 +147,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             }
             let input_prefix = config::input_prefix(&env)?;
             let (rules, default) = config::rules(&env, &input_prefix)?;
-            for rule in rules.all(&default) {
-                rule.settings.check_encoders()?;
-            }
+            rules.check_encoders(&default)?;
             let jobs_list = shell::render::collect_jobs(&paths).context("reading inputs")?;
             let threads = jobs.unwrap_or_else(config::default_concurrency);
             let run_rules = shell::render::RunRules {
@@ -179,10 +177,9 @@ fn run(command: Command) -> anyhow::Result<()> {
             }
             // What must come back is sent to this queue again as a copy (attempts counted).
             config.queue_url = Some(queue_url.clone());
-            let events = EventsConfig::from_env(&Env::from_process())?;
             let runtime = tokio_runtime()?;
             let result = runtime.block_on(async {
-                let connected = shell::connect(config, events).await;
+                let connected = shell::connect(config).await;
                 shell::worker::run(connected, queue_url).await
             });
             // A hung render's thread cannot be stopped: do not wait for it on the way out.
@@ -191,10 +188,9 @@ fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Lambda => {
             let config = pipeline_config()?;
-            let events = EventsConfig::from_env(&Env::from_process())?;
             tokio_runtime()?
                 .block_on(async {
-                    let connected = shell::connect(config, events).await;
+                    let connected = shell::connect(config).await;
                     shell::lambda::run(connected).await
                 })
                 .map_err(|e| anyhow::anyhow!(e))
@@ -381,9 +377,7 @@ async fn run_dlq(dlq_url: String, action: Option<DlqAction>) -> anyhow::Result<(
 fn pipeline_config() -> anyhow::Result<PipelineConfig> {
     telemetry::init();
     let config = PipelineConfig::from_env(&Env::from_process())?;
-    for rule in config.rules.all(&config.render) {
-        rule.settings.check_encoders()?;
-    }
+    config.rules.check_encoders(&config.render)?;
     Ok(config)
 }
 

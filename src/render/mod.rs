@@ -14,7 +14,8 @@ mod webp;
 pub use probe::{probe, MAX_BANDS};
 
 use crate::model::{
-    FailedRendition, Fit, Format, Probe, RenderError, RenderSettings, Rendered, Rendition, Strategy,
+    FailedRendition, Fit, Format, Probe, RenderError, RenderSettings, Rendered, Rendition, Rules,
+    Strategy,
 };
 use crate::vips::{self, Access, Image, Loader, Saver, UNBOUNDED};
 use base64::Engine as _;
@@ -99,6 +100,28 @@ impl RenderSettings {
             Format::Jpeg => Saver::Jpeg { quality },
             Format::Avif => Saver::Avif { quality },
         }
+    }
+}
+
+impl Rules {
+    /// [`RenderSettings::check_encoders`] for every format some rule (or the `default` one)
+    /// writes, each probed once: whether libvips can write a format does not depend on the
+    /// rule, and the probe runs on every cold start.
+    pub fn check_encoders(&self, default: &RenderSettings) -> Result<(), RenderError> {
+        let mut formats: Vec<Format> = Vec::new();
+        for format in self
+            .all(default)
+            .flat_map(|rule| rule.settings.formats.iter())
+        {
+            if !formats.contains(format) {
+                formats.push(*format);
+            }
+        }
+        RenderSettings {
+            formats,
+            ..default.clone()
+        }
+        .check_encoders()
     }
 }
 

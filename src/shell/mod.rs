@@ -7,7 +7,7 @@ pub mod worker;
 use std::sync::Arc;
 
 use crate::batch::Pipeline;
-use crate::config::{EventsConfig, PipelineConfig};
+use crate::config::PipelineConfig;
 use crate::events::{EventBridgeBus, Publisher};
 use crate::report::{SqsDeadLetters, SqsRequeue};
 use crate::storage::S3Store;
@@ -23,11 +23,12 @@ pub struct Connected {
 }
 
 /// Build the AWS clients from the standard environment (region, credentials, endpoints).
-pub async fn connect(config: PipelineConfig, events: EventsConfig) -> Connected {
+pub async fn connect(config: PipelineConfig) -> Connected {
     let sdk = aws_config::load_from_env().await;
-    let publisher = events.bus.map(|bus| {
+    let events = &config.events;
+    let publisher = events.bus.clone().map(|bus| {
         let client = aws_sdk_eventbridge::Client::new(&sdk);
-        Publisher::new(Arc::new(EventBridgeBus::new(client)), bus, events.source)
+        Publisher::new(Arc::new(EventBridgeBus::new(client)), bus, &events.source)
     });
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let dlq = config
