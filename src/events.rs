@@ -14,7 +14,9 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+#[cfg(test)]
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -405,6 +407,7 @@ impl EventBus for EventBridgeBus {
 }
 
 /// A bus in memory, for tests: what was published, and faults to inject.
+#[cfg(test)]
 #[derive(Default)]
 pub struct MemoryBus {
     pub published: Mutex<Vec<Entry>>,
@@ -417,6 +420,7 @@ pub struct MemoryBus {
     pub calls: std::sync::atomic::AtomicUsize,
 }
 
+#[cfg(test)]
 impl MemoryBus {
     /// The details published, as JSON, with their detail type.
     pub fn details(&self) -> Vec<(String, serde_json::Value)> {
@@ -434,6 +438,7 @@ impl MemoryBus {
     }
 }
 
+#[cfg(test)]
 impl EventBus for MemoryBus {
     fn put_events<'a>(
         &'a self,
