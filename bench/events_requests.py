@@ -42,18 +42,6 @@ def proxy(upstream):
     return p, line.split()[-1]
 
 
-def received(sqs, url):
-    n, quiet = 0, time.monotonic()
-    while time.monotonic() - quiet < 2:
-        msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
-        for m in msgs:
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-        n += len(msgs)
-        if msgs:
-            quiet = time.monotonic()
-    return n
-
-
 def one_round(binary, endpoint, good, bad, events_on, workdir):
     res = local_stack.create(endpoint, visibility_timeout=30)
     sub = local_stack.subscribe(res)
@@ -80,7 +68,7 @@ def one_round(binary, endpoint, good, bad, events_on, workdir):
         elapsed = time.monotonic() - started
         assert not report.missing, report.summary()
         calls = json.loads(urllib.request.urlopen(url + "/__faultproxy__/stats").read())["requests"] if px else 0
-        arrived = received(sqs, sub["queue_url"])
+        arrived = len(accounting.drain(sqs, sub["queue_url"], quiet_for=2))
     finally:
         worker.terminate()
         worker.wait(30)

@@ -241,17 +241,10 @@ EVENT_CLASS = {"Thumbnails Ready": "e-ready", "Upload Refused": "e-refused", "Th
 def received_events(sqs, url, quiet_for=2.0):
     """Every EventBridge event in the queue (received and deleted until it stays empty for `quiet_for` s), by
     detail.key, in arrival order."""
-    import time
-
-    by_key, quiet_since = {}, time.monotonic()
-    while time.monotonic() - quiet_since < quiet_for:
-        msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
-        for m in msgs:
-            event = json.loads(m["Body"])
-            by_key.setdefault(event.get("detail", {}).get("key", ""), []).append(event)
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-        if msgs:
-            quiet_since = time.monotonic()
+    by_key = {}
+    for body in accounting.drain(sqs, url, quiet_for):
+        event = json.loads(body)
+        by_key.setdefault(event.get("detail", {}).get("key", ""), []).append(event)
     return by_key
 
 

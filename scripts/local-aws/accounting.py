@@ -126,6 +126,20 @@ def peek_queue(sqs, url):
     return list(seen.values())
 
 
+def drain(sqs, url, quiet_for):
+    """Receive and delete until the queue has been empty for `quiet_for` seconds; returns the bodies."""
+    bodies = []
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < quiet_for:
+        msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        for m in msgs:
+            bodies.append(m["Body"])
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        if msgs:
+            quiet_since = time.monotonic()
+    return bodies
+
+
 def dead_letters(sqs, url):
     out = []
     for m in peek_queue(sqs, url):

@@ -152,18 +152,7 @@ def subscriber(stack, endpoint):
     cfn.get_waiter("stack_delete_complete").wait(StackName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
 
 
-def drain(sqs, url, quiet_for):
-    """Receive and delete until the queue has been empty for `quiet_for` seconds; returns the bodies."""
-    bodies = []
-    quiet_since = time.monotonic()
-    while time.monotonic() - quiet_since < quiet_for:
-        msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
-        for m in msgs:
-            bodies.append(m["Body"])
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-        if msgs:
-            quiet_since = time.monotonic()
-    return bodies
+drain = e2e.accounting.drain
 
 
 @pytest.fixture
